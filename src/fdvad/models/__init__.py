@@ -1,0 +1,7 @@
+"""Models and their registry. Importing this package registers every named builder."""
+
+from . import builders  # noqa: F401  (registers the builders)
+from .marblenet import MarbleNet, MarbleNetConfig
+from .registry import create_model, list_models, register_model
+
+__all__ = ["MarbleNet", "MarbleNetConfig", "create_model", "list_models", "register_model"]

@@ -1,0 +1,190 @@
+"""MarbleNet-BxRxC (Jia et al. 2021, as in NVIDIA NeMo): a 1-D time-channel separable CNN that classifies
+a 0.63 s window of features as speech / non-speech.
+
+Layout of MarbleNet-3x2x64 (NeMo's marblenet_3x2x64.yaml):
+  prologue  128 ch, k 11                         (separable, no residual)
+  3 blocks  64 ch, 2 repeats, k 13 / 15 / 17     (separable, residual 1x1 conv + BN)
+  epilogue  128 ch, k 29, dilation 2             (separable)
+  final     128 ch, k 1                          (plain 1x1 conv)
+  head      average pool over time -> Linear(128, 2)
+Every conv has no bias and is followed by BatchNorm(eps 1e-3); ReLU between repeats and after each block.
+
+`forward_features` returns the encoder output (B, C, T): the feature map Feature Distillation regresses.
+`forward_head` pools it and classifies. Drop path (stochastic depth) drops the convolutional branch of
+residual blocks, with a rate growing linearly over depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+
+
+@dataclass
+class MarbleNetConfig:
+    in_features: int = 80
+    num_classes: int = 2
+    num_blocks: int = 3  # B
+    repeats: int = 2  # R
+    channels: int = 64  # C
+    block_kernels: tuple[int, ...] = (13, 15, 17)
+    prologue_channels: int = 128
+    prologue_kernel: int = 11
+    epilogue_channels: int = 128
+    epilogue_kernel: int = 29
+    epilogue_dilation: int = 2
+    final_channels: int = 128
+    bn_eps: float = 1e-3
+    drop_path_rate: float = 0.0
+    extra: dict = field(default_factory=dict)  # free-form notes, ignored by the model
+
+    def validate(self) -> None:
+        if len(self.block_kernels) != self.num_blocks:
+            raise ConfigError(f"block_kernels needs {self.num_blocks} entries, got {list(self.block_kernels)}")
+        if any(k % 2 == 0 for k in (*self.block_kernels, self.prologue_kernel, self.epilogue_kernel)):
+            raise ConfigError("MarbleNet kernel sizes must be odd so that 'same' padding keeps the length")
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise ConfigError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["block_kernels"] = list(self.block_kernels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MarbleNetConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown MarbleNet settings {sorted(unknown)}; valid: {sorted(known)}")
+        d = dict(d)
+        if "block_kernels" in d:
+            d["block_kernels"] = tuple(d["block_kernels"])
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: zero the whole branch for a random subset of the batch, rescale the rest."""
+    if rate == 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+def _mask_time(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    # NeMo's MaskedConv1d zeroes the steps past each item's length before every convolution.
+    if lengths is None:
+        return x
+    valid = torch.arange(x.shape[-1], device=x.device)[None, :] < lengths[:, None]
+    return x * valid.unsqueeze(1).to(x.dtype)
+
+
+class ConvBN(nn.Module):
+    """[depthwise conv k ->] pointwise 1x1 conv -> BatchNorm. Without `separable`, one plain conv k -> BN."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, dilation: int = 1, separable: bool = True,
+                 bn_eps: float = 1e-3):
+        super().__init__()
+        pad = dilation * (kernel - 1) // 2
+        if separable:
+            self.depthwise = nn.Conv1d(in_ch, in_ch, kernel, padding=pad, dilation=dilation, groups=in_ch, bias=False)
+            self.pointwise = nn.Conv1d(in_ch, out_ch, 1, bias=False)
+        else:
+            self.depthwise = None
+            self.pointwise = nn.Conv1d(in_ch, out_ch, kernel, padding=pad, dilation=dilation, bias=False)
+        self.bn = nn.BatchNorm1d(out_ch, eps=bn_eps, momentum=0.1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if self.depthwise is not None:
+            x = self.depthwise(_mask_time(x, lengths))
+        return self.bn(self.pointwise(_mask_time(x, lengths)))
+
+
+class Block(nn.Module):
+    """`repeats` ConvBN layers with ReLU between them; optional residual (1x1 conv + BN) added before the
+    final ReLU. Drop path applies to the convolutional branch of residual blocks only."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, repeats: int = 1, dilation: int = 1,
+                 residual: bool = False, separable: bool = True, drop_path_rate: float = 0.0, bn_eps: float = 1e-3):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            ConvBN(in_ch if i == 0 else out_ch, out_ch, kernel, dilation, separable, bn_eps) for i in range(repeats)
+        )
+        self.residual = ConvBN(in_ch, out_ch, 1, separable=False, bn_eps=bn_eps) if residual else None
+        self.drop_path_rate = drop_path_rate
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        out = x
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                out = F.relu(out)
+            out = layer(out, lengths)
+        if self.residual is not None:
+            out = drop_path(out, self.drop_path_rate, self.training) + self.residual(x, lengths)
+        return F.relu(out)
+
+
+class MarbleNet(nn.Module):
+    """MarbleNet-BxRxC. Input: features (B, in_features, T). Output of `forward`: logits (B, num_classes)."""
+
+    def __init__(self, config: MarbleNetConfig | None = None, **overrides):
+        super().__init__()
+        config = config or MarbleNetConfig()
+        if overrides:
+            config = MarbleNetConfig.from_dict({**config.to_dict(), **overrides})
+        config.validate()
+        self.config = c = config
+        rates = torch.linspace(0, c.drop_path_rate, c.num_blocks).tolist() if c.num_blocks > 1 else [c.drop_path_rate]
+        blocks = [Block(c.in_features, c.prologue_channels, c.prologue_kernel, bn_eps=c.bn_eps)]
+        in_ch = c.prologue_channels
+        for kernel, rate in zip(c.block_kernels, rates):
+            blocks.append(Block(in_ch, c.channels, kernel, repeats=c.repeats, residual=True,
+                                drop_path_rate=rate, bn_eps=c.bn_eps))
+            in_ch = c.channels
+        blocks.append(Block(in_ch, c.epilogue_channels, c.epilogue_kernel, dilation=c.epilogue_dilation, bn_eps=c.bn_eps))
+        blocks.append(Block(c.epilogue_channels, c.final_channels, 1, separable=False, bn_eps=c.bn_eps))
+        self.encoder = nn.ModuleList(blocks)
+        self.head = nn.Linear(c.final_channels, c.num_classes)
+        self.num_features = c.final_channels
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # NeMo initialises conv and linear weights with xavier_uniform.
+        for m in self.modules():
+            if isinstance(m, (nn.Conv1d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    @property
+    def receptive_field(self) -> int:
+        """Input frames that influence one output frame."""
+        c = self.config
+        return 1 + (c.prologue_kernel - 1) + sum(c.repeats * (k - 1) for k in c.block_kernels) \
+            + c.epilogue_dilation * (c.epilogue_kernel - 1)
+
+    def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Encoder output (B, C, T) for features (B, in_features, T)."""
+        for block in self.encoder:
+            x = block(x, lengths)
+        return x
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Average over time, then classify: (B, C, T) -> logits (B, num_classes)."""
+        return self.head(features.mean(dim=-1))
+
+    def frame_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The head applied to every time step: (B, C, T) -> (B, T, num_classes). Because the head is
+        linear, the mean of these over a span equals `forward_head` of that span; fast inference uses it."""
+        return self.head(features.transpose(1, 2))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x, lengths))
