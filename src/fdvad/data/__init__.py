@@ -1,0 +1,1 @@
+"""Data: speech synthesis, generated noise, labelled scenes."""

@@ -1,0 +1,88 @@
+"""VAD checkpoints: `NAME.safetensors` (weights) beside `NAME.yaml` (architecture, features, window,
+post-processing defaults). Loading never executes code from the file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import CheckpointError
+from .marblenet import MarbleNet, MarbleNetConfig
+
+FORMAT = "fdvad-vad-1"
+
+
+def config_path_for(weights_path: str | os.PathLike) -> Path:
+    return Path(weights_path).with_suffix(".yaml")
+
+
+def save_checkpoint(weights_path: str | os.PathLike, model: MarbleNet, config: dict) -> None:
+    """Write weights and config atomically. `config` holds 'features', 'window', 'postprocess' and any notes;
+    the model's own architecture is added under 'model'."""
+    weights_path = Path(weights_path)
+    full = {"format": FORMAT, "model": {"arch": "marblenet", "config": model.config.to_dict()}, **config}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    _atomic(weights_path, lambda tmp: save_file(tensors, tmp))
+    _atomic(config_path_for(weights_path),
+            lambda tmp: Path(tmp).write_text(yaml.safe_dump(full, sort_keys=False), encoding="utf-8"))
+
+
+def _atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_config(weights_path: str | os.PathLike) -> dict:
+    cfg_path = config_path_for(weights_path)
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{weights_path}: its config {cfg_path.name} is missing beside it")
+    try:
+        config = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{cfg_path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{cfg_path}: not an fdvad VAD config (expected format: {FORMAT})")
+    return config
+
+
+def load_checkpoint(weights_path: str | os.PathLike) -> tuple[MarbleNet, dict]:
+    """(model in eval mode, config dict) from an fdvad checkpoint."""
+    weights_path = Path(weights_path)
+    if not weights_path.is_file():
+        raise CheckpointError(f"model file not found: {weights_path}")
+    config = read_config(weights_path)
+    model_cfg = config.get("model", {})
+    if model_cfg.get("arch") != "marblenet":
+        raise CheckpointError(f"{weights_path}: unsupported architecture {model_cfg.get('arch')!r}")
+    model = MarbleNet(MarbleNetConfig.from_dict(model_cfg.get("config", {})))
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{weights_path}: cannot read weights ({e})") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise CheckpointError(f"{weights_path}: weights do not fit the configured model ({first})") from None
+    return model.eval(), config
+
+
+def load_state_dict_weights_only(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A torch.save'd dict of tensors, read with weights_only=True (no code execution)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or unsafe files
+        raise CheckpointError(f"{path}: cannot read as a weights-only torch checkpoint ({str(e).splitlines()[0]})") from None

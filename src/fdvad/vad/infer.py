@@ -1,0 +1,178 @@
+"""Speech probability per 0.08 s step from a window classifier such as MarbleNet.
+
+Probability k describes the interval [k * shift_s, (k + 1) * shift_s) of the input: its 0.63 s window is
+centred on the middle of that interval. (NeMo centres window k on k * shift_s instead; we shift by half a hop
+so that probabilities and time intervals line up without a correction downstream.)
+
+Two modes, both over features computed once per block of audio, never per window:
+  exact  every window is classified on its own, as NeMo does: 64 feature frames of which the last is masked
+         (NeMo's seq_len = 10080 // 160 = 63), the encoder sees nothing outside the window.
+  fast   the encoder runs once over the whole feature sequence; a window's logit is the mean of the per-frame
+         head outputs over its 63 frames, which equals the head applied to the pooled encoder output because
+         the head is linear. About 8x less work (windows overlap 8-fold).
+
+Long audio is processed in blocks of `block_windows` windows with enough context on both sides that the
+result does not depend on the block size, so memory stays flat however long the file is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from ..features import FeatureExtractor
+
+MODES = ("fast", "exact")
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Window geometry on the feature grid (hop_length samples per frame)."""
+
+    window_s: float = 0.63
+    shift_s: float = 0.08
+    sample_rate: int = 16000
+    hop_length: int = 160
+
+    @property
+    def shift_frames(self) -> int:
+        return int(round(self.shift_s * self.sample_rate / self.hop_length))
+
+    @property
+    def window_frames(self) -> int:
+        """Frames a window is classified on; NeMo: int(0.63 * 16000) // 160 = 63."""
+        return int(self.window_s * self.sample_rate) // self.hop_length
+
+    @property
+    def shift_samples(self) -> int:
+        return self.shift_frames * self.hop_length
+
+    @property
+    def lead_frames(self) -> int:
+        """How many frames window 0 starts before frame 0, so that its centre is the centre of [0, shift)."""
+        return (self.window_frames - 1) // 2 - self.shift_frames // 2
+
+    def validate(self) -> None:
+        if self.shift_frames < 1 or self.window_frames < self.shift_frames:
+            raise ConfigError(f"need window_s >= shift_s >= {self.hop_length / self.sample_rate:g} s, "
+                              f"got window_s={self.window_s}, shift_s={self.shift_s}")
+        if abs(self.shift_frames * self.hop_length - self.shift_s * self.sample_rate) > 1e-6:
+            raise ConfigError(f"shift_s must be a multiple of {self.hop_length / self.sample_rate:g} s")
+
+
+def num_windows(num_samples: int, spec: WindowSpec) -> int:
+    return -(-num_samples // spec.shift_samples)
+
+
+class WindowScorer:
+    """Turns audio (an array or an iterator of consecutive blocks) into speech probabilities."""
+
+    def __init__(self, model: torch.nn.Module, features: FeatureExtractor, spec: WindowSpec | None = None,
+                 mode: str = "fast", block_windows: int = 4096, batch_windows: int = 512):
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, not {mode!r}")
+        self.model = model.eval()
+        self.features = features.eval()
+        self.spec = spec or WindowSpec(sample_rate=features.config.sample_rate, hop_length=features.hop_length)
+        self.spec.validate()
+        self.mode = mode
+        self.block_windows = block_windows
+        self.batch_windows = batch_windows
+        # Input frames that influence an encoder output frame on either side, plus the STFT's own reach.
+        rf = getattr(model, "receptive_field", 301)
+        self.margin_frames = rf // 2 + features.config.n_fft // (2 * features.hop_length) + 2
+
+    # -- public --------------------------------------------------------------------------------------
+    def __call__(self, audio: np.ndarray | Iterable[np.ndarray]) -> np.ndarray:
+        if isinstance(audio, np.ndarray):
+            audio = [audio]
+        return np.concatenate(list(self.iter_probs(audio)) or [np.zeros(0, np.float32)])
+
+    def iter_probs(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Yield consecutive arrays of window probabilities as audio blocks arrive."""
+        spec, hop = self.spec, self.spec.hop_length
+        lead = spec.lead_frames * hop  # zeros before the audio, as NeMo pads by half a window
+        buffer = np.zeros(lead, np.float32)  # padded audio not yet consumed
+        buffer_start = -lead  # sample index (in the original audio) of buffer[0]
+        next_window = 0
+        total = 0
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            total += len(block)
+            buffer = np.concatenate([buffer, block])
+            while True:
+                k1 = next_window + self.block_windows
+                need_end = self._window_frame_end(k1 - 1) + self.margin_frames
+                if buffer_start + len(buffer) < need_end * hop:
+                    break
+                probs, buffer, buffer_start = self._score_block(next_window, k1, buffer, buffer_start)
+                next_window = k1
+                yield probs
+        n_windows = num_windows(total, spec)
+        while next_window < n_windows:
+            k1 = min(next_window + self.block_windows, n_windows)
+            need_end = self._window_frame_end(k1 - 1) + self.margin_frames
+            missing = need_end * hop - (buffer_start + len(buffer))
+            if missing > 0:  # the end of the file is padded with zeros
+                buffer = np.concatenate([buffer, np.zeros(missing, np.float32)])
+            probs, buffer, buffer_start = self._score_block(next_window, k1, buffer, buffer_start)
+            next_window = k1
+            yield probs
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _window_frame_start(self, k: int) -> int:
+        """Feature frame (0 = centred on sample 0) where window k begins."""
+        return k * self.spec.shift_frames - self.spec.lead_frames
+
+    def _window_frame_end(self, k: int) -> int:
+        return self._window_frame_start(k) + self.spec.window_frames + 1  # + the masked frame of exact mode
+
+    def _score_block(self, k0: int, k1: int, buffer: np.ndarray, buffer_start: int):
+        spec, hop, margin = self.spec, self.spec.hop_length, self.margin_frames
+        f0 = self._window_frame_start(k0) - margin
+        f1 = self._window_frame_end(k1 - 1) + margin
+        # Audio before the file start is zeros (NeMo's padding), so a negative f0 is filled in.
+        s0 = f0 * hop - buffer_start
+        pre = max(0, -s0)
+        chunk = buffer[max(0, s0): f1 * hop - buffer_start]
+        if pre:
+            chunk = np.concatenate([np.zeros(pre, np.float32), chunk])
+        with torch.inference_mode():
+            feats = self.features(torch.from_numpy(chunk))[:, :, : f1 - f0]  # frames f0 .. f1-1
+            starts = torch.arange(k0, k1) * spec.shift_frames - spec.lead_frames - f0
+            if self.mode == "fast":
+                logits = self._fast(feats, starts)
+            else:
+                logits = self._exact(feats, starts)
+        probs = torch.sigmoid(logits).numpy().astype(np.float32)
+        # Keep only what the next block needs: from its first frame minus the margin.
+        keep_from = (self._window_frame_start(k1) - margin) * hop - buffer_start
+        keep_from = max(0, min(keep_from, len(buffer)))
+        return probs, buffer[keep_from:], buffer_start + keep_from
+
+    def _fast(self, feats: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        enc = self.model.forward_features(feats)  # (1, C, T)
+        frame_logits = self.model.frame_logits(enc)[0]  # (T, 2)
+        diff = (frame_logits[:, 1] - frame_logits[:, 0]).double()
+        csum = torch.cat([diff.new_zeros(1), diff.cumsum(0)])
+        w = self.spec.window_frames
+        return ((csum[starts + w] - csum[starts]) / w).float()
+
+    def _exact(self, feats: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        # Windows of 63 frames plus NeMo's masked 64th frame, cut from the block's features.
+        w = self.spec.window_frames + 1
+        first = int(starts[0])
+        windows = feats[0, :, first:].unfold(1, w, self.spec.shift_frames)[:, : len(starts)].permute(1, 0, 2)
+        lengths = torch.full((self.batch_windows,), self.spec.window_frames)
+        out = []
+        for i in range(0, len(windows), self.batch_windows):
+            batch = windows[i: i + self.batch_windows]
+            logits = self.model(batch, lengths[: len(batch)])
+            out.append(logits[:, 1] - logits[:, 0])
+        return torch.cat(out)
