@@ -281,7 +281,11 @@ def test_cli_strings_and_none_values():
 
 def test_replace_and_to_dict():
     c = PostprocessConfig().replace(threshold=0.8, speech_pad_ms=0)
-    assert (c.onset, c.offset, c.pad_onset, c.pad_offset) == (0.8, 0.35, 0.0, 0.0)
+    # a new onset brings its own offset (onset - 0.15), like from_options
+    assert (c.onset, c.offset, c.pad_onset, c.pad_offset) == (0.8, pytest.approx(0.65), 0.0, 0.0)
+    low = PostprocessConfig().replace(threshold=0.3)
+    assert (low.onset, low.offset) == (0.3, pytest.approx(0.15))
+    assert PostprocessConfig(offset=0.2).replace(pad_onset=0.1).offset == 0.2
     assert c.to_dict()["onset"] == 0.8 and set(c.to_dict()) == set(PostprocessConfig().to_dict())
     with pytest.raises(ConfigError):
         PostprocessConfig().replace(offset=0.9)

@@ -4,7 +4,7 @@
 class FdvadError(Exception):
     """Base class for every error caused by input, configuration or environment, not by a bug."""
 
-    exit_code = 2
+    exit_code = 1
 
 
 class AudioError(FdvadError):
@@ -33,6 +33,8 @@ class InvalidAudioError(AudioError):
 
 class ConfigError(FdvadError):
     """A bad option value, config file or recipe."""
+
+    exit_code = 2
 
 
 class CheckpointError(FdvadError):

@@ -107,11 +107,14 @@ class PostprocessConfig:
         return dataclasses.asdict(self)
 
     def replace(self, **options: object) -> PostprocessConfig:
-        """A validated copy with some options changed (our names or aliases); the other fields stay as they are."""
+        """A validated copy with some options changed (our names or aliases); the other fields stay as they are,
+        except that a new onset without an offset gets the offset from_options would give it."""
         current = self.to_dict()
-        for key in options:
-            for name in _resolve_option(key)[0]:
-                current.pop(name, None)
+        changed = {name for key in options for name in _resolve_option(key)[0]}
+        if "onset" in changed and "offset" not in changed:
+            changed.add("offset")  # a new onset brings its own offset, as in from_options
+        for name in changed:
+            current.pop(name, None)
         return PostprocessConfig.from_options(**current, **options)
 
 
