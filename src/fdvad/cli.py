@@ -1,0 +1,155 @@
+"""The `fdvad` command. Subcommands stay thin: they parse options and call library functions.
+
+User mistakes (FdvadError) are printed as one line on stderr with a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import __version__
+from .errors import ConfigError, FdvadError, OutputExistsError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Voice activity detection improved by Feature Distillation.")
+
+
+def _error(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fdvad {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    pass
+
+
+def _output_path(inp: str, out: Optional[str], fmt: str, many: bool) -> Optional[Path]:
+    """Where the segments of `inp` go: None = stdout; a file; or DIR/<input name><ext>."""
+    from .vad.formats import EXTENSIONS
+
+    if out is None:
+        return None
+    out_path = Path(out)
+    if many or out_path.is_dir() or out.endswith(os.sep):
+        if not out_path.is_dir():
+            raise ConfigError(f"output directory {out} does not exist (with several inputs, -o must be a directory)")
+        return out_path / (Path(inp).name + EXTENSIONS[fmt])
+    return out_path
+
+
+@app.command("vad")
+def vad_command(
+    inputs: List[str] = typer.Argument(..., metavar="INPUT...", help="Audio or video files (any format FFmpeg reads)."),
+    output: Optional[str] = typer.Option(None, "-o", "--output",
+                                         help="Output file (one input) or directory (one file per input). "
+                                              "Default: print to stdout."),
+    fmt: Optional[str] = typer.Option(None, "-f", "--format",
+                                      help="json | rttm | csv | audacity | manifest (default: from -o's "
+                                           "extension, else json)."),
+    mode: str = typer.Option("fast", "--mode", help="fast (one encoder pass) or exact (every window alone, as NeMo)."),
+    model: str = typer.Option("default", "--model", "-m", help="'default', an fdvad .safetensors or a NeMo .nemo file."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Onset: speech starts above this probability."),
+    neg_threshold: Optional[float] = typer.Option(None, "--neg-threshold",
+                                                  help="Offset: speech ends below this (default threshold - 0.15)."),
+    min_speech: Optional[float] = typer.Option(None, "--min-speech", help="Drop speech shorter than this (s)."),
+    min_silence: Optional[float] = typer.Option(None, "--min-silence", help="Fill silences shorter than this (s)."),
+    pad: Optional[float] = typer.Option(None, "--pad", help="Widen each segment by this much at both ends (s)."),
+    max_speech: Optional[float] = typer.Option(None, "--max-speech", help="Split segments longer than this (s)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    threads: int = typer.Option(1, "--threads", help="CPU threads for the model."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Find the speech in audio or video files; print or write the segments."""
+    import torch
+
+    from .vad.detector import load_vad
+    from .vad.formats import FORMATS, format_segments, guess_format, write_segments
+    from .vad.postprocess import postprocess
+
+    try:
+        if fmt is None:
+            fmt = guess_format(output) if output and not Path(output).is_dir() and len(inputs) == 1 \
+                and Path(output).suffix else "json"
+        if fmt not in FORMATS:
+            raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        if threads < 1:
+            raise ConfigError("--threads must be at least 1")
+        options = {k: v for k, v in {"onset": threshold, "offset": neg_threshold, "min_duration_on": min_speech,
+                                     "min_duration_off": min_silence, "pad_onset": pad, "pad_offset": pad,
+                                     "max_speech_duration_s": max_speech}.items() if v is not None}
+        torch.set_num_threads(threads)
+        detector = load_vad(model, mode=mode)
+        config = detector.postprocess.replace(**options) if options else detector.postprocess
+        targets = [_output_path(inp, output, fmt, len(inputs) > 1) for inp in inputs]
+    except FdvadError as e:
+        _error(str(e))
+        raise typer.Exit(e.exit_code)
+
+    failed = 0
+    stdout_json: dict = {}
+    show_progress = not quiet and sys.stderr.isatty()
+    for inp, target in zip(inputs, targets):
+        try:
+            if target is not None and target.exists() and not overwrite:
+                raise OutputExistsError(f"{target} already exists; pass --overwrite to replace it")
+            probs, duration_s = _probs_with_progress(detector, inp, show_progress)
+            segments = postprocess(probs, detector.hop_s, config, duration_s=duration_s)
+            if target is None:
+                if fmt == "json" and len(inputs) > 1:
+                    stdout_json[inp] = [s.to_dict() for s in segments]
+                else:
+                    typer.echo(format_segments(segments, fmt, inp), nl=False)
+            else:
+                write_segments(target, segments, fmt, inp, overwrite=overwrite)
+                if not quiet:
+                    typer.echo(f"{inp}: {len(segments)} speech segments, "
+                               f"{sum(s.duration for s in segments):.1f} s of {duration_s:.1f} s -> {target}", err=True)
+        except FdvadError as e:
+            failed += 1
+            _error(str(e))
+        except KeyboardInterrupt:
+            _error("interrupted")
+            raise typer.Exit(130)
+    if stdout_json:
+        typer.echo(json.dumps(stdout_json, indent=1, ensure_ascii=False))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _probs_with_progress(detector, inp: str, show: bool):
+    if not show:
+        return detector.probs_and_duration(inp, None, None)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .audio import audio_info
+
+    total = audio_info(inp).duration_s or None
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                  TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task(Path(inp).name[:40], total=total)
+        return detector.probs_and_duration(inp, None, lambda done: bar.update(task, completed=done))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        _error("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
