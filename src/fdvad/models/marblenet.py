@@ -2,7 +2,7 @@
 a 0.63 s window of features as speech / non-speech.
 
 Layout of MarbleNet-3x2x64 (NeMo's marblenet_3x2x64.yaml):
-  prologue  128 ch, k 11                         (separable, no residual)
+  prologue  128 ch, k 11                         (separable, no residual; stride 2 in NeMo's 20 ms frame-VAD config)
   3 blocks  64 ch, 2 repeats, k 13 / 15 / 17     (separable, residual 1x1 conv + BN)
   epilogue  128 ch, k 29, dilation 2             (separable)
   final     128 ch, k 1                          (plain 1x1 conv)
@@ -10,8 +10,9 @@ Layout of MarbleNet-3x2x64 (NeMo's marblenet_3x2x64.yaml):
 Every conv has no bias and is followed by BatchNorm(eps 1e-3); ReLU between repeats and after each block.
 
 `forward_features` returns the encoder output (B, C, T): the feature map Feature Distillation regresses.
-`forward_head` pools it and classifies. Drop path (stochastic depth) drops the convolutional branch of
-residual blocks, with a rate growing linearly over depth.
+`forward_head` pools it and classifies; `frame_logits` classifies every time step (frame VAD).
+Drop path (stochastic depth) drops the convolutional branch of residual blocks, with a rate growing
+linearly over depth.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class MarbleNetConfig:
     block_kernels: tuple[int, ...] = (13, 15, 17)
     prologue_channels: int = 128
     prologue_kernel: int = 11
+    prologue_stride: int = 1  # 2 halves the frame rate (NeMo's 20 ms frame-VAD MarbleNet)
     epilogue_channels: int = 128
     epilogue_kernel: int = 29
     epilogue_dilation: int = 2
@@ -48,6 +50,8 @@ class MarbleNetConfig:
             raise ConfigError(f"block_kernels needs {self.num_blocks} entries, got {list(self.block_kernels)}")
         if any(k % 2 == 0 for k in (*self.block_kernels, self.prologue_kernel, self.epilogue_kernel)):
             raise ConfigError("MarbleNet kernel sizes must be odd so that 'same' padding keeps the length")
+        if not 1 <= self.prologue_stride <= self.prologue_kernel:
+            raise ConfigError(f"prologue_stride must be between 1 and the prologue kernel, got {self.prologue_stride}")
         if not 0.0 <= self.drop_path_rate < 1.0:
             raise ConfigError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
 
@@ -87,39 +91,64 @@ def _mask_time(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
     return x * valid.unsqueeze(1).to(x.dtype)
 
 
+def conv_lengths(conv: nn.Conv1d, lengths: torch.Tensor | None) -> torch.Tensor | None:
+    """Valid steps after `conv`, as NeMo's MaskedConv1d counts them."""
+    if lengths is None or conv.stride[0] == 1:
+        return lengths  # "same" padding keeps the length
+    pad, dil, k, s = conv.padding[0], conv.dilation[0], conv.kernel_size[0], conv.stride[0]
+    return torch.div(lengths + 2 * pad - dil * (k - 1) - 1, s, rounding_mode="floor") + 1
+
+
 class ConvBN(nn.Module):
-    """[depthwise conv k ->] pointwise 1x1 conv -> BatchNorm. Without `separable`, one plain conv k -> BN."""
+    """[depthwise conv k ->] pointwise 1x1 conv -> BatchNorm. Without `separable`, one plain conv k -> BN.
+    A stride applies to the conv with kernel k (the depthwise one when separable), as in NeMo."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, dilation: int = 1, separable: bool = True,
-                 bn_eps: float = 1e-3):
+                 bn_eps: float = 1e-3, stride: int = 1):
         super().__init__()
+        if stride > 1 and dilation > 1:
+            raise ConfigError("a conv may have a stride or a dilation above 1, not both (as in NeMo)")
         pad = dilation * (kernel - 1) // 2
         if separable:
-            self.depthwise = nn.Conv1d(in_ch, in_ch, kernel, padding=pad, dilation=dilation, groups=in_ch, bias=False)
+            self.depthwise = nn.Conv1d(in_ch, in_ch, kernel, stride=stride, padding=pad, dilation=dilation,
+                                       groups=in_ch, bias=False)
             self.pointwise = nn.Conv1d(in_ch, out_ch, 1, bias=False)
         else:
             self.depthwise = None
-            self.pointwise = nn.Conv1d(in_ch, out_ch, kernel, padding=pad, dilation=dilation, bias=False)
+            self.pointwise = nn.Conv1d(in_ch, out_ch, kernel, stride=stride, padding=pad, dilation=dilation,
+                                       bias=False)
         self.bn = nn.BatchNorm1d(out_ch, eps=bn_eps, momentum=0.1)
+
+    def output_lengths(self, lengths: torch.Tensor | None) -> torch.Tensor | None:
+        return conv_lengths(self.depthwise if self.depthwise is not None else self.pointwise, lengths)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if self.depthwise is not None:
             x = self.depthwise(_mask_time(x, lengths))
+            lengths = conv_lengths(self.depthwise, lengths)
         return self.bn(self.pointwise(_mask_time(x, lengths)))
 
 
 class Block(nn.Module):
     """`repeats` ConvBN layers with ReLU between them; optional residual (1x1 conv + BN) added before the
-    final ReLU. Drop path applies to the convolutional branch of residual blocks only."""
+    final ReLU. Drop path applies to the convolutional branch of residual blocks only. A stride (only
+    without residual) applies to the first layer; `output_lengths` gives the valid steps of the output."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, repeats: int = 1, dilation: int = 1,
-                 residual: bool = False, separable: bool = True, drop_path_rate: float = 0.0, bn_eps: float = 1e-3):
+                 residual: bool = False, separable: bool = True, drop_path_rate: float = 0.0, bn_eps: float = 1e-3,
+                 stride: int = 1):
         super().__init__()
+        if stride > 1 and residual:
+            raise ConfigError("a strided MarbleNet block cannot have a residual connection")
         self.layers = nn.ModuleList(
-            ConvBN(in_ch if i == 0 else out_ch, out_ch, kernel, dilation, separable, bn_eps) for i in range(repeats)
+            ConvBN(in_ch if i == 0 else out_ch, out_ch, kernel, dilation, separable, bn_eps, stride if i == 0 else 1)
+            for i in range(repeats)
         )
         self.residual = ConvBN(in_ch, out_ch, 1, separable=False, bn_eps=bn_eps) if residual else None
         self.drop_path_rate = drop_path_rate
+
+    def output_lengths(self, lengths: torch.Tensor | None) -> torch.Tensor | None:
+        return self.layers[0].output_lengths(lengths)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         out = x
@@ -127,6 +156,8 @@ class Block(nn.Module):
             if i > 0:
                 out = F.relu(out)
             out = layer(out, lengths)
+            if i == 0:
+                lengths = self.output_lengths(lengths)
         if self.residual is not None:
             out = drop_path(out, self.drop_path_rate, self.training) + self.residual(x, lengths)
         return F.relu(out)
@@ -143,7 +174,8 @@ class MarbleNet(nn.Module):
         config.validate()
         self.config = c = config
         rates = torch.linspace(0, c.drop_path_rate, c.num_blocks).tolist() if c.num_blocks > 1 else [c.drop_path_rate]
-        blocks = [Block(c.in_features, c.prologue_channels, c.prologue_kernel, bn_eps=c.bn_eps)]
+        blocks = [Block(c.in_features, c.prologue_channels, c.prologue_kernel, bn_eps=c.bn_eps,
+                        stride=c.prologue_stride)]
         in_ch = c.prologue_channels
         for kernel, rate in zip(c.block_kernels, rates):
             blocks.append(Block(in_ch, c.channels, kernel, repeats=c.repeats, residual=True,
@@ -165,16 +197,29 @@ class MarbleNet(nn.Module):
                     nn.init.zeros_(m.bias)
 
     @property
+    def output_stride(self) -> int:
+        """Input frames per encoder output frame (1, or 2 for NeMo's 20 ms frame-VAD model)."""
+        return self.config.prologue_stride
+
+    @property
     def receptive_field(self) -> int:
-        """Input frames that influence one output frame."""
+        """Input frames that influence one output frame (layers after the strided prologue reach
+        `output_stride` times as far in input frames)."""
         c = self.config
-        return 1 + (c.prologue_kernel - 1) + sum(c.repeats * (k - 1) for k in c.block_kernels) \
-            + c.epilogue_dilation * (c.epilogue_kernel - 1)
+        later = sum(c.repeats * (k - 1) for k in c.block_kernels) + c.epilogue_dilation * (c.epilogue_kernel - 1)
+        return 1 + (c.prologue_kernel - 1) + c.prologue_stride * later
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid encoder steps for `lengths` valid input frames."""
+        return self.encoder[0].output_lengths(lengths)
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Encoder output (B, C, T) for features (B, in_features, T)."""
+        """Encoder output (B, C, T') for features (B, in_features, T); T' = ceil(T / output_stride).
+        With `lengths`, steps past each item's length are zeroed before every conv (NeMo's masking); the
+        prologue's stride shortens the lengths as NeMo's MaskedConv1d does."""
         for block in self.encoder:
             x = block(x, lengths)
+            lengths = block.output_lengths(lengths)
         return x
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,6 @@
-"""Speech probability per 0.08 s step from a window classifier such as MarbleNet.
+"""Speech probability per 0.08 s step from a window classifier such as MarbleNet, or per encoder frame
+from a frame classifier (NeMo's 20 ms frame-VAD MarbleNet): `make_scorer` picks the scorer a checkpoint
+config asks for ("window" or "frame").
 
 Probability k describes the interval [k * shift_s, (k + 1) * shift_s) of the input: its 0.63 s window is
 centred on the middle of that interval. (NeMo centres window k on k * shift_s instead; we shift by half a hop
@@ -13,6 +15,11 @@ Two modes, both over features computed once per block of audio, never per window
 
 Long audio is processed in blocks of `block_windows` windows with enough context on both sides that the
 result does not depend on the block size, so memory stays flat however long the file is.
+
+FrameScorer: probability t covers [t * frame_s, (t + 1) * frame_s), frame_s = hop * output_stride; a file of
+N samples gives ceil(N / (hop_length * output_stride)) probabilities. The encoder sees the ceil(N / hop_length)
+feature frames whose centre lies inside the audio, with zeros beyond both ends (NeMo's padding and masking),
+so the result equals one pass over the whole file.
 """
 
 from __future__ import annotations
@@ -89,6 +96,11 @@ class WindowScorer:
         self.margin_frames = rf // 2 + features.config.n_fft // (2 * features.hop_length) + 2
 
     # -- public --------------------------------------------------------------------------------------
+    @property
+    def hop_s(self) -> float:
+        """Seconds per probability."""
+        return self.spec.shift_s
+
     def __call__(self, audio: np.ndarray | Iterable[np.ndarray]) -> np.ndarray:
         if isinstance(audio, np.ndarray):
             audio = [audio]
@@ -176,3 +188,107 @@ class WindowScorer:
             logits = self.model(batch, lengths[: len(batch)])
             out.append(logits[:, 1] - logits[:, 0])
         return torch.cat(out)
+
+
+class FrameScorer:
+    """Speech probability per encoder frame of a frame classifier: sigmoid(logit_speech - logit_other) of
+    `model.frame_logits(model.forward_features(features))`. Same interface as WindowScorer."""
+
+    def __init__(self, model: torch.nn.Module, features: FeatureExtractor, frame_s: float | None = None,
+                 block_frames: int = 4096):
+        self.model = model.eval()
+        self.features = features.eval()
+        self.stride = int(getattr(model, "output_stride", 1))
+        self.hop_length = features.hop_length
+        self.hop_s = self.hop_length * self.stride / features.config.sample_rate
+        if frame_s is not None and abs(frame_s - self.hop_s) > 1e-6:
+            raise ConfigError(f"frame_s {frame_s} does not match the model: {self.stride} x "
+                              f"{self.hop_length} samples = {self.hop_s:g} s")
+        if block_frames < 1:
+            raise ConfigError(f"block_frames must be at least 1, got {block_frames}")
+        self.block_frames = block_frames
+        # Feature frames either side of a frame's centre that influence it, rounded up to whole encoder steps
+        # so that every block starts on the encoder's frame grid.
+        reach = getattr(model, "receptive_field", 301) // 2
+        self.margin_frames = self.stride * -(-reach // self.stride)
+        # Feature frames at a chunk's edge that the STFT's padding (and pre-emphasis) touch.
+        self.edge_frames = features.config.n_fft // 2 // self.hop_length + 1
+
+    def num_frames(self, num_samples: int) -> int:
+        return -(-num_samples // (self.hop_length * self.stride))
+
+    def __call__(self, audio: np.ndarray | Iterable[np.ndarray]) -> np.ndarray:
+        if isinstance(audio, np.ndarray):
+            audio = [audio]
+        return np.concatenate(list(self.iter_probs(audio)) or [np.zeros(0, np.float32)])
+
+    def iter_probs(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Yield consecutive arrays of frame probabilities as audio blocks arrive."""
+        buffer = np.zeros(0, np.float32)
+        buffer_start = 0  # sample index of buffer[0]
+        next_frame = 0
+        total = 0
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            total += len(block)
+            buffer = np.concatenate([buffer, block])
+            while True:
+                t1 = next_frame + self.block_frames
+                if buffer_start + len(buffer) < self._chunk_end(t1, None):
+                    break
+                probs, buffer, buffer_start = self._score_block(next_frame, t1, buffer, buffer_start, None)
+                next_frame = t1
+                yield probs
+        while next_frame < self.num_frames(total):
+            t1 = min(next_frame + self.block_frames, self.num_frames(total))
+            probs, buffer, buffer_start = self._score_block(next_frame, t1, buffer, buffer_start, total)
+            next_frame = t1
+            yield probs
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _feature_span(self, t0: int, t1: int, total: int | None) -> tuple[int, int]:
+        """Feature frames [g0, g1) that encoder frames [t0, t1) need; g0 is on the encoder's grid."""
+        g0 = max(0, self.stride * t0 - self.margin_frames)
+        g1 = self.stride * (t1 - 1) + self.margin_frames + 1
+        if total is not None:
+            g1 = min(g1, -(-total // self.hop_length))  # frames centred inside the audio
+        return g0, g1
+
+    def _chunk_end(self, t1: int, total: int | None) -> int:
+        """Sample where the audio for encoder frames before t1 may stop."""
+        _, g1 = self._feature_span(t1 - 1, t1, total)
+        end = (g1 - 1 + self.edge_frames) * self.hop_length + 1
+        return end if total is None else min(end, total)
+
+    def _score_block(self, t0: int, t1: int, buffer: np.ndarray, buffer_start: int, total: int | None):
+        hop = self.hop_length
+        g0, g1 = self._feature_span(t0, t1, total)
+        first = max(0, g0 - self.edge_frames)  # feature frame the audio chunk starts on
+        chunk = buffer[first * hop - buffer_start: self._chunk_end(t1, total) - buffer_start]
+        with torch.inference_mode():
+            feats = self.features(torch.from_numpy(chunk))[:, :, g0 - first: g1 - first]
+            logits = self.model.frame_logits(self.model.forward_features(feats))[0]  # (T, classes)
+            offset = g0 // self.stride
+            diff = logits[t0 - offset: t1 - offset, 1] - logits[t0 - offset: t1 - offset, 0]
+        probs = torch.sigmoid(diff).numpy().astype(np.float32)
+        keep_from = max(0, self.stride * t1 - self.margin_frames - self.edge_frames) * hop - buffer_start
+        keep_from = max(0, min(keep_from, len(buffer)))
+        return probs, buffer[keep_from:], buffer_start + keep_from
+
+
+def make_scorer(model: torch.nn.Module, features: FeatureExtractor, config: dict,
+                mode: str = "fast") -> WindowScorer | FrameScorer:
+    """The scorer a checkpoint config asks for: FrameScorer when it has "frame" (frame classifiers), else a
+    WindowScorer over config["window"] (window_s, shift_s; NeMo's 0.63 / 0.08 s when absent). `mode`
+    ("fast" or "exact") only matters for window classifiers."""
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {MODES}, not {mode!r}")
+    if config.get("frame") is not None:
+        return FrameScorer(model, features, frame_s=(config["frame"] or {}).get("frame_s"))
+    if getattr(model, "output_stride", 1) != 1:
+        raise ConfigError("a model with a strided encoder scores frames: its config needs a 'frame' entry")
+    window = config.get("window") or {}
+    spec = WindowSpec(window_s=float(window.get("window_s", WindowSpec.window_s)),
+                      shift_s=float(window.get("shift_s", WindowSpec.shift_s)),
+                      sample_rate=features.config.sample_rate, hop_length=features.hop_length)
+    return WindowScorer(model, features, spec, mode=mode)
