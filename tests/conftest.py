@@ -10,6 +10,9 @@ from fdvad.features import FeatureConfig
 from fdvad.models import create_model
 from fdvad.models.checkpoint import save_checkpoint
 
+# pytest-xdist runs one worker per core; more torch threads per worker only oversubscribe the CPU.
+torch.set_num_threads(1)
+
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
 
