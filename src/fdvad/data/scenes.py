@@ -144,7 +144,8 @@ def spans_of(frames: np.ndarray) -> list[tuple[float, float]]:
 
 def random_scene(pool: list[Utterance], rng: np.random.Generator, duration_s: float = 4.0) -> Recording:
     """A training crop: 0-3 utterances from `pool` at random places over generated background noise,
-    random speech level and SNR (-5..30 dB); 10% noise-only crops, 15% band-limited, 5% clipped."""
+    random speech level and SNR (-5..30 dB); 10% noise-only crops, 15% band-limited, 5% clipped,
+    30% with 0.1-1.5 s of digital silence at the start, the end or inside."""
     from .noise import NOISE_KINDS
 
     n = int(round(duration_s * SAMPLE_RATE))
@@ -185,6 +186,14 @@ def random_scene(pool: list[Utterance], rng: np.random.Generator, duration_s: fl
     if rng.random() < 0.05:
         limit = np.abs(mix).max() * rng.uniform(0.2, 0.7)
         mix = np.clip(mix * 1.0, -limit, limit)
+    if rng.random() < 0.3:
+        # digital silence where a file starts or ends, or where a video mutes its sound: the model must not
+        # mistake the step from noise to zeros for speech
+        length = int(rng.uniform(0.1, 1.5) * SAMPLE_RATE) // FRAME_LEN * FRAME_LEN
+        where = rng.choice(["head", "tail", "middle"])
+        a = 0 if where == "head" else n - length if where == "tail" else int(rng.integers(0, n - length)) // FRAME_LEN * FRAME_LEN
+        mix[a:a + length] = 0.0
+        frames[a // FRAME_LEN:(a + length) // FRAME_LEN] = False
     peak = np.abs(mix).max()
     if peak > 1.0:
         mix = mix / peak
