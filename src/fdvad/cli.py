@@ -143,6 +143,68 @@ def _probs_with_progress(detector, inp: str, show: bool):
         return detector.probs_and_duration(inp, None, lambda done: bar.update(task, completed=done))
 
 
+data_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                       help="Labelled corpora: describe them.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("stats")
+def data_stats_command(
+    corpus: str = typer.Argument(..., metavar="MANIFEST_OR_FOLDER",
+                                 help="A NeMo manifest, an AVA-Speech CSV, a LibriParty JSON or a folder of "
+                                      "audio + RTTM files."),
+    audio_dir: Optional[str] = typer.Option(None, "--audio-dir",
+                                            help="Where AVA / LibriParty audio is (default: beside the labels)."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Save speech-ratio and duration histograms here (PNG)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON instead of a table."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Leave out items whose audio file is missing."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing plot file."),
+) -> None:
+    """Print hours, speech ratio and items per language / voice / noise / SNR band / codec of a corpus."""
+    from .data.corpora import read_corpus
+    from .data.stats import corpus_stats, save_histogram
+
+    try:
+        if plot is not None and Path(plot).exists() and not overwrite:
+            raise OutputExistsError(f"{plot} already exists; pass --overwrite to replace it")
+        items = read_corpus(corpus, audio_dir, skip_missing=skip_missing)
+        stats = corpus_stats(items)
+        if as_json:
+            typer.echo(json.dumps({k: v for k, v in stats.items() if k != "per_item"}, indent=1, ensure_ascii=False))
+        else:
+            _print_stats(corpus, stats)
+        if plot is not None:
+            save_histogram(stats, plot, title=f"{Path(corpus).name}: {stats['items']} items, "
+                                              f"{stats['hours']:.3f} h, {100 * stats['speech_ratio']:.0f}% speech",
+                           overwrite=overwrite)
+            typer.echo(f"histogram -> {plot}", err=True)
+    except FdvadError as e:
+        _error(str(e))
+        raise typer.Exit(e.exit_code)
+
+
+def _print_stats(name: str, stats: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=name, show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    table.add_row("items", str(stats["items"]))
+    table.add_row("hours", f"{stats['hours']:.3f}")
+    table.add_row("speech hours", f"{stats['speech_hours']:.3f}")
+    table.add_row("speech ratio", f"{stats['speech_ratio']:.3f}")
+    console.print(table)
+    for category, counts in stats["counts"].items():
+        table = Table()
+        table.add_column(f"{category.replace('_', ' ')} ({len(counts)})")
+        table.add_column("items", justify="right")
+        for value, count in counts.items():
+            table.add_row(value, str(count))
+        console.print(table)
+
+
 def main() -> None:
     try:
         app()
