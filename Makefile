@@ -3,11 +3,22 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages: espeak-ng makes the test and training speech; sox and ffmpeg are used by
-# ../shared/checks/bad_inputs.sh. Installed only when missing and only when running as root.
-APT_PACKAGES := espeak-ng sox ffmpeg
+# Debian packages, installed only when missing and only when running as root. The test set: espeak-ng,
+# flite and one festival voice make test speech; fluidsynth with a small GM soundfont and two small sound
+# themes give the non-speech tests real recordings; sox and ffmpeg are used by ../shared/checks/bad_inputs.sh.
+APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k fluidsynth timgm6mb-soundfont oxygen-sounds \
+	sound-theme-freedesktop alsa-utils sox ffmpeg
+# The full set the corpus builder draws on (~1 GB): every voice and sound package of docs/voices.md and
+# docs/sources.md ("core" tier). `make data-deps` installs it.
+DATA_APT_PACKAGES := festvox-kdlpc16k festvox-us-slt-hts festvox-ca-ona-hts festvox-italp16k festvox-itapc16k \
+	festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph festvox-suopuhe-lj \
+	festvox-suopuhe-mv festvox-hi-nsk festvox-mr-nsk festvox-te-nsk festvox-ru \
+	asc-music bucklespring-data colobot-common-sounds deepin-sound-theme eiskaltdcpp-sounds fluid-soundfont-gm \
+	freepats frozen-bubble-data grandorgue-demo hyperrogue-music lbreakout2-data lomiri-sounds moon-lander-data \
+	musescore-general-soundfont-small openttd-opensfx planetblupi-music-ogg singularity-music sonic-pi-samples \
+	sound-icons tecnoballz-data warzone2100-music wesnoth-1.16-music
 
-.PHONY: install demo test test-fast bench model sample clean
+.PHONY: install data-deps demo test test-fast bench model sample clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +35,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[compare,dev]"
 	@$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $@
+
+data-deps: install
+	@if [ "$$(id -u)" != 0 ]; then echo "run as root to apt-get install: $(DATA_APT_PACKAGES)"; exit 1; fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DATA_APT_PACKAGES) >/dev/null
 
 demo: install
 	$(BIN)/fdvad vad examples/sample.flac --format json
