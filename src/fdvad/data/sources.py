@@ -39,6 +39,7 @@ import numpy as np
 
 from ..audio import load_audio, prepare_audio
 from ..errors import AudioError, ConfigError, FdvadError
+from ..fileio import atomic_write, atomic_write_text
 from .noise import NOISE_KINDS, make_noise
 
 SAMPLE_RATE = 16000
@@ -497,11 +498,9 @@ class _Index:
         if self.dirty:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-                tmp.write_text(json.dumps(self.data, sort_keys=True))
-                os.replace(tmp, self.path)
-            except OSError:
-                pass
+                atomic_write_text(self.path, json.dumps(self.data, sort_keys=True))
+            except (OSError, FdvadError):
+                pass  # a cache that cannot be saved is only slower next time
 
 
 def package_sources(package: str, cache_dir: Path | None = None,
@@ -731,9 +730,7 @@ def _render_piece(target: Path, seed: int, seconds: float, soundfont: str) -> No
         write_midi(mid, notes, programs, tempo)
         render_midi_file(mid, soundfont, wav, SAMPLE_RATE)
         audio = load_audio(wav, SAMPLE_RATE)[: int(seconds * SAMPLE_RATE)]
-    part = target.with_suffix(f".part{os.getpid()}.wav")
-    sf.write(part, audio, SAMPLE_RATE, subtype="PCM_16")
-    os.replace(part, target)
+    atomic_write(target, lambda tmp: sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16"))
 
 
 def render_midi_music(seed: int, seconds: float = MIDI_SECONDS, soundfont: str = "fluid-soundfont-gm",
@@ -950,10 +947,8 @@ def _babble_pool(sample_rate: int, cache_dir: Path | None = None) -> list[np.nda
                     continue
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-                np.savez(tmp, **{f"u{i:03d}": u for i, u in enumerate(pool)})
-                os.replace(tmp, path)
-            except OSError:
+                atomic_write(path, lambda tmp: np.savez(tmp, **{f"u{i:03d}": u for i, u in enumerate(pool)}))
+            except (OSError, FdvadError):
                 pass
         _POOLS[key] = pool
         return pool

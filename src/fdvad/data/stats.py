@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from collections import Counter
 from pathlib import Path
 
-from ..errors import ConfigError, OutputExistsError
+from ..errors import OutputExistsError
+from ..fileio import atomic_write
 from ..vad.postprocess import merge_overlapping
 from .corpora import LabelledAudio, item_duration
 
@@ -108,11 +108,7 @@ def save_histogram(stats: dict | list[LabelledAudio], png_path: str | os.PathLik
     if not isinstance(stats, dict):
         stats = corpus_stats(stats)
     path = Path(png_path)
-    if not path.parent.is_dir():
-        raise ConfigError(f"folder {path.parent} does not exist; create it or choose another plot path")
-    if path.is_dir():
-        raise ConfigError(f"plot path {path} is a folder; give a file name ending in .png")
-    if path.exists() and not overwrite:
+    if path.exists() and not overwrite:  # before drawing anything
         raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
 
     per_item = stats["per_item"]
@@ -131,13 +127,4 @@ def save_histogram(stats: dict | list[LabelledAudio], png_path: str | os.PathLik
                           f"{100 * stats['speech_ratio']:.0f}% speech")
     fig.tight_layout()
 
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException as error:
-        tmp.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise ConfigError(f"cannot write {path}: {error.strerror or error}") from error
-        raise
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100), overwrite=overwrite)

@@ -4,7 +4,6 @@ post-processing defaults). Loading never executes code from the file."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -13,6 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
+from ..fileio import atomic_write, atomic_write_text
 from .marblenet import MarbleNet, MarbleNetConfig
 
 FORMAT = "fdvad-vad-1"
@@ -28,21 +28,8 @@ def save_checkpoint(weights_path: str | os.PathLike, model: MarbleNet, config: d
     weights_path = Path(weights_path)
     full = {"format": FORMAT, "model": {"arch": "marblenet", "config": model.config.to_dict()}, **config}
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _atomic(weights_path, lambda tmp: save_file(tensors, tmp))
-    _atomic(config_path_for(weights_path),
-            lambda tmp: Path(tmp).write_text(yaml.safe_dump(full, sort_keys=False), encoding="utf-8"))
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(weights_path, lambda tmp: save_file(tensors, str(tmp)))
+    atomic_write_text(config_path_for(weights_path), yaml.safe_dump(full, sort_keys=False))
 
 
 def read_config(weights_path: str | os.PathLike) -> dict:

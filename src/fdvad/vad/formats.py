@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from fdvad.errors import ConfigError, OutputExistsError
+from fdvad.fileio import atomic_write_text
+from fdvad.errors import ConfigError
 from fdvad.vad.postprocess import merge_overlapping
 from fdvad.vad.segment import Segment
 
@@ -124,30 +124,8 @@ def write_segments(
     os.replace, so readers see the old file or the new one, never half of one. The temporary file is removed
     on any failure. An existing `path` raises OutputExistsError unless overwrite=True.
     """
-    path = Path(path)
     text = format_segments(segments, fmt, audio_path)
-    if not path.parent.is_dir():
-        raise ConfigError(f"output directory {path.parent} does not exist; create it or choose another output path")
-    if path.is_dir():
-        raise ConfigError(f"output path {path} is a directory; give a file name")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    created = False
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as f:
-            created = True
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as error:
-        if created:
-            tmp.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise ConfigError(f"cannot write {path}: {error.strerror or error}") from error
-        raise
-    return path
+    return atomic_write_text(path, text, overwrite=overwrite)
 
 
 def _read_lines(path: PathLike) -> list[str]:
