@@ -54,3 +54,18 @@ def test_registry_and_bad_config():
         MarbleNet(block_kernels=(13, 15))
     with pytest.raises(ConfigError):
         MarbleNet(drop_path_rate=1.5)
+
+
+def test_fused_batchnorm_gives_the_same_outputs_and_leaves_the_original():
+    from conftest import random_marblenet
+
+    m = random_marblenet(seed=2)
+    fused = m.fused_for_inference()
+    x = torch.randn(2, 80, 64)
+    lengths = torch.tensor([63, 40])
+    with torch.no_grad():
+        assert torch.allclose(fused(x), m(x), atol=1e-4)
+        assert torch.allclose(fused(x, lengths), m(x, lengths), atol=1e-4)
+        assert torch.allclose(fused.forward_features(x), m.forward_features(x), atol=1e-4)
+    assert not any(isinstance(mod, torch.nn.BatchNorm1d) for mod in fused.modules())
+    assert sum(isinstance(mod, torch.nn.BatchNorm1d) for mod in m.modules()) == 12

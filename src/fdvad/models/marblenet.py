@@ -17,6 +17,7 @@ linearly over depth.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -128,6 +129,52 @@ class ConvBN(nn.Module):
             lengths = conv_lengths(self.depthwise, lengths)
         return self.bn(self.pointwise(_mask_time(x, lengths)))
 
+    @torch.no_grad()
+    def fuse_batchnorm_(self) -> None:
+        """Fold the (eval-mode) BatchNorm into the pointwise conv as a scale and a bias. Outputs stay the same
+        up to rounding, masked steps included (BN of 0 is exactly the new bias); about 15% less inference time."""
+        if isinstance(self.bn, nn.Identity):
+            return
+        conv, bn = self.pointwise, self.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        fused = nn.Conv1d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                          padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=True)
+        fused.weight.copy_(conv.weight * scale[:, None, None])
+        fused.bias.copy_(bn.bias - bn.running_mean * scale)
+        self.pointwise, self.bn = fused, nn.Identity()
+
+
+class ChannelsLastConv(nn.Module):
+    """Inference stand-in for a bias-free or biased Conv1d that keeps activations time-major in memory
+    ((B, C, T) views of (B, T, C) storage). On CPU, oneDNN runs depthwise convs ~10x faster in that layout,
+    and a 1x1 conv becomes a plain matrix product, so the whole encoder runs without layout copies."""
+
+    def __init__(self, conv: nn.Conv1d):
+        super().__init__()
+        self.pointwise = conv.kernel_size[0] == 1 and conv.stride[0] == 1 and conv.groups == 1
+        w = conv.weight.detach()
+        if not self.pointwise and conv.dilation[0] > 1:
+            # oneDNN is ~100x slower on dilated convs in this layout: spread the taps into a dense kernel with
+            # zeros between them (same output, a few ms instead of hundreds)
+            d = conv.dilation[0]
+            dense = w.new_zeros(w.shape[0], w.shape[1], d * (w.shape[2] - 1) + 1)
+            dense[..., ::d] = w
+            w = dense
+        self.register_buffer("weight", w[:, :, 0].clone() if self.pointwise
+                             else w.unsqueeze(2).contiguous(memory_format=torch.channels_last))
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
+        # 1-D geometry, as conv_lengths() reads it from a Conv1d
+        self.kernel_size, self.stride, self.padding, self.dilation = (conv.kernel_size, conv.stride, conv.padding,
+                                                                      conv.dilation)
+        self.groups = conv.groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pointwise:
+            return F.linear(x.transpose(1, 2), self.weight, self.bias).transpose(1, 2)
+        x4 = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        return F.conv2d(x4, self.weight, self.bias, (1, self.stride[0]), (0, self.padding[0]), 1,
+                        self.groups).squeeze(2)
+
 
 class Block(nn.Module):
     """`repeats` ConvBN layers with ReLU between them; optional residual (1x1 conv + BN) added before the
@@ -233,3 +280,15 @@ class MarbleNet(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_head(self.forward_features(x, lengths))
+
+    def fused_for_inference(self) -> "MarbleNet":
+        """A copy in eval mode with every BatchNorm folded into its conv: for inference only (it cannot be
+        trained or saved as a MarbleNet checkpoint; the original is left as it is)."""
+        fused = copy.deepcopy(self).eval()
+        for module in fused.modules():
+            if isinstance(module, ConvBN):
+                module.fuse_batchnorm_()
+                module.pointwise = ChannelsLastConv(module.pointwise)
+                if module.depthwise is not None:
+                    module.depthwise = ChannelsLastConv(module.depthwise)
+        return fused

@@ -38,6 +38,12 @@ from ..features import FeatureExtractor
 MODES = ("fast", "exact")
 
 
+def inference_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The model in eval mode, with BatchNorm folded into the convs when the model can do that."""
+    fuse = getattr(model, "fused_for_inference", None)
+    return fuse() if callable(fuse) else model.eval()
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     """Window geometry on the feature grid (hop_length samples per frame)."""
@@ -84,7 +90,7 @@ class WindowScorer:
                  mode: str = "fast", block_windows: int = 4096, batch_windows: int = 512):
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, not {mode!r}")
-        self.model = model.eval()
+        self.model = inference_model(model)
         self.features = features.eval()
         self.spec = spec or WindowSpec(sample_rate=features.config.sample_rate, hop_length=features.hop_length)
         self.spec.validate()
@@ -196,7 +202,7 @@ class FrameScorer:
 
     def __init__(self, model: torch.nn.Module, features: FeatureExtractor, frame_s: float | None = None,
                  block_frames: int = 4096):
-        self.model = model.eval()
+        self.model = inference_model(model)
         self.features = features.eval()
         self.stride = int(getattr(model, "output_stride", 1))
         self.hop_length = features.hop_length
