@@ -118,7 +118,7 @@ def load_vad(model: str | os.PathLike = "default", mode: str = "fast") -> VAD:
     (`NAME.safetensors` beside `NAME.yaml`) or a NeMo `.nemo` file (MarbleNet segment or frame VAD).
 
     mode: "fast" (encoder once over the whole file, windows pooled from it) or "exact" (every 0.63 s window
-    classified on its own, as NeMo does; about 8x slower).
+    classified on its own, as NeMo does; about 4x slower, see docs/inference.md).
     """
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
