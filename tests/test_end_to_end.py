@@ -71,3 +71,21 @@ def test_bundled_sample_matches_its_truth():
     truth = read_rttm(root / "sample.rttm")["sample"]
     segments = fdvad.load_vad()(str(root / "sample.flac"))
     check_boundaries(segments, [(s.start, s.end) for s in truth])
+
+
+@pytest.mark.slow
+def test_cli_on_video_with_aac_track(speech_recording, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from fdvad.vad.segment import Segment
+
+    video = tmp_path / "talk.mp4"
+    encode(video, speech_recording.audio[None], 16000, "aac", video=True)
+    out = tmp_path / "talk.json"
+    proc = subprocess.run([sys.executable, "-m", "fdvad.cli", "vad", str(video), "-o", str(out), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    segments = [Segment(d["start"], d["end"]) for d in json.loads(out.read_text())]
+    check_boundaries(segments, speech_recording.utterance_spans)
