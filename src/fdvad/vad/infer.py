@@ -84,6 +84,34 @@ def num_windows(num_samples: int, spec: WindowSpec) -> int:
     return -(-num_samples // spec.shift_samples)
 
 
+def stream_blocks(blocks: Iterable[np.ndarray], block_size: int, chunk_end, num_outputs, score,
+                  lead_samples: int = 0) -> Iterator[np.ndarray]:
+    """Drive a block scorer over audio that arrives in pieces, keeping only the samples still needed.
+
+    Outputs [i, i + block_size) are scored as soon as the audio reaches `chunk_end(i + block_size, None)`
+    (a sample index); when the input ends, the rest is scored in blocks with the total length known.
+    `score(i0, i1, buffer, buffer_start, total)` returns (probabilities, remaining buffer, its start sample).
+    `lead_samples` zeros are put before the audio.
+    """
+    buffer = np.zeros(lead_samples, np.float32)
+    buffer_start = -lead_samples  # sample index (in the input) of buffer[0]
+    done = total = 0
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float32)
+        total += len(block)
+        buffer = np.concatenate([buffer, block])
+        while buffer_start + len(buffer) >= chunk_end(done + block_size, None):
+            probs, buffer, buffer_start = score(done, done + block_size, buffer, buffer_start, None)
+            done += block_size
+            yield probs
+    n = num_outputs(total)
+    while done < n:
+        end = min(done + block_size, n)
+        probs, buffer, buffer_start = score(done, end, buffer, buffer_start, total)
+        done = end
+        yield probs
+
+
 class WindowScorer:
     """Turns audio (an array or an iterator of consecutive blocks) into speech probabilities."""
 
@@ -115,34 +143,12 @@ class WindowScorer:
 
     def iter_probs(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Yield consecutive arrays of window probabilities as audio blocks arrive."""
-        spec, hop = self.spec, self.spec.hop_length
-        lead = spec.lead_frames * hop  # zeros before the audio, as NeMo pads by half a window
-        buffer = np.zeros(lead, np.float32)  # padded audio not yet consumed
-        buffer_start = -lead  # sample index (in the original audio) of buffer[0]
-        next_window = 0
-        total = 0
-        for block in blocks:
-            block = np.asarray(block, dtype=np.float32)
-            total += len(block)
-            buffer = np.concatenate([buffer, block])
-            while True:
-                k1 = next_window + self.block_windows
-                need_end = self._window_frame_end(k1 - 1) + self.margin_frames
-                if buffer_start + len(buffer) < need_end * hop:
-                    break
-                probs, buffer, buffer_start = self._score_block(next_window, k1, buffer, buffer_start)
-                next_window = k1
-                yield probs
-        n_windows = num_windows(total, spec)
-        while next_window < n_windows:
-            k1 = min(next_window + self.block_windows, n_windows)
-            need_end = self._window_frame_end(k1 - 1) + self.margin_frames
-            missing = need_end * hop - (buffer_start + len(buffer))
-            if missing > 0:  # the end of the file is padded with zeros
-                buffer = np.concatenate([buffer, np.zeros(missing, np.float32)])
-            probs, buffer, buffer_start = self._score_block(next_window, k1, buffer, buffer_start)
-            next_window = k1
-            yield probs
+        hop = self.spec.hop_length
+        return stream_blocks(
+            blocks, self.block_windows,
+            chunk_end=lambda k1, total: (self._window_frame_end(k1 - 1) + self.margin_frames) * hop,
+            num_outputs=lambda total: num_windows(total, self.spec), score=self._score_block,
+            lead_samples=self.spec.lead_frames * hop)  # zeros before the audio, as NeMo pads by half a window
 
     # -- internals -----------------------------------------------------------------------------------
     def _window_frame_start(self, k: int) -> int:
@@ -152,10 +158,13 @@ class WindowScorer:
     def _window_frame_end(self, k: int) -> int:
         return self._window_frame_start(k) + self.spec.window_frames + 1  # + the masked frame of exact mode
 
-    def _score_block(self, k0: int, k1: int, buffer: np.ndarray, buffer_start: int):
+    def _score_block(self, k0: int, k1: int, buffer: np.ndarray, buffer_start: int, total: int | None):
         spec, hop, margin = self.spec, self.spec.hop_length, self.margin_frames
         f0 = self._window_frame_start(k0) - margin
         f1 = self._window_frame_end(k1 - 1) + margin
+        missing = f1 * hop - (buffer_start + len(buffer))
+        if missing > 0:  # only at the end of the input (total is known): the end is padded with zeros
+            buffer = np.concatenate([buffer, np.zeros(missing, np.float32)])
         # Audio before the file start is zeros (NeMo's padding), so a negative f0 is filled in.
         s0 = f0 * hop - buffer_start
         pre = max(0, -s0)
@@ -231,26 +240,8 @@ class FrameScorer:
 
     def iter_probs(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Yield consecutive arrays of frame probabilities as audio blocks arrive."""
-        buffer = np.zeros(0, np.float32)
-        buffer_start = 0  # sample index of buffer[0]
-        next_frame = 0
-        total = 0
-        for block in blocks:
-            block = np.asarray(block, dtype=np.float32)
-            total += len(block)
-            buffer = np.concatenate([buffer, block])
-            while True:
-                t1 = next_frame + self.block_frames
-                if buffer_start + len(buffer) < self._chunk_end(t1, None):
-                    break
-                probs, buffer, buffer_start = self._score_block(next_frame, t1, buffer, buffer_start, None)
-                next_frame = t1
-                yield probs
-        while next_frame < self.num_frames(total):
-            t1 = min(next_frame + self.block_frames, self.num_frames(total))
-            probs, buffer, buffer_start = self._score_block(next_frame, t1, buffer, buffer_start, total)
-            next_frame = t1
-            yield probs
+        return stream_blocks(blocks, self.block_frames, chunk_end=self._chunk_end, num_outputs=self.num_frames,
+                             score=self._score_block)
 
     # -- internals -----------------------------------------------------------------------------------
     def _feature_span(self, t0: int, t1: int, total: int | None) -> tuple[int, int]:
