@@ -144,7 +144,7 @@ def _probs_with_progress(detector, inp: str, show: bool):
 
 
 data_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                       help="Labelled corpora: describe them.")
+                       help="Labelled corpora: make and describe them.")
 app.add_typer(data_app, name="data")
 
 
@@ -178,6 +178,55 @@ def data_stats_command(
                                               f"{stats['hours']:.3f} h, {100 * stats['speech_ratio']:.0f}% speech",
                            overwrite=overwrite)
             typer.echo(f"histogram -> {plot}", err=True)
+    except FdvadError as e:
+        _error(str(e))
+        raise typer.Exit(e.exit_code)
+
+
+@data_app.command("synth")
+def data_synth_command(
+    out: str = typer.Option(..., "--out", help="Corpus folder (created; its parent must exist). Re-running "
+                                               "with the same settings completes an interrupted corpus."),
+    hours: Optional[float] = typer.Option(None, "--hours", help="Hours of audio to make (about 12 s per item)."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same corpus, byte for byte."),
+    jobs: int = typer.Option(1, "--jobs", help="Worker processes."),
+    items: Optional[int] = typer.Option(None, "--items", help="Number of items instead of --hours."),
+    engines: Optional[str] = typer.Option(None, "--engines", help="Comma-separated TTS engines "
+                                                                  "(espeak, flite, festival; default: all installed)."),
+    voice_names: Optional[str] = typer.Option(None, "--voices", help="Comma-separated base voices to use only "
+                                                                     "(e.g. espeak:de+f3,flite:slt)."),
+    effects: Optional[str] = typer.Option(None, "--effects", help="Effect probabilities NAME=P,... (reverb, "
+                                                                  "bandlimit, resample8k, codec, gain, clip)."),
+) -> None:
+    """Make a labelled, multilingual, noisy VAD corpus: WAV + RTTM per item and a NeMo manifest per split."""
+    from .data.synth import DEFAULT_EFFECTS, SynthConfig, synthesize_corpus
+
+    try:
+        if items is None and hours is None:
+            raise ConfigError("give --hours H (or --items N)")
+        if hours is not None and not hours > 0:
+            raise ConfigError(f"--hours must be > 0, got {hours}")
+        probs = dict(DEFAULT_EFFECTS)
+        for part in filter(None, (effects or "").split(",")):
+            name, eq, value = part.partition("=")
+            try:
+                probs[name.strip()] = float(value)
+            except ValueError:
+                raise ConfigError(f"--effects wants NAME=PROBABILITY, got {part!r}") from None
+            if not eq:
+                raise ConfigError(f"--effects wants NAME=PROBABILITY, got {part!r}")
+        config = SynthConfig(
+            effects=probs,
+            engines=tuple(e.strip() for e in engines.split(",") if e.strip()) if engines else None,
+            voice_names=tuple(v.strip() for v in voice_names.split(",") if v.strip()) if voice_names else None)
+        result = synthesize_corpus(out, hours=hours, seed=seed, jobs=jobs, items=items,
+                                   config=config)
+        rate = result["made_hours"] / (result["seconds"] / 60) if result["seconds"] > 0 else 0.0
+        typer.echo(f"{result['items']} items, {result['hours']:.3f} h of audio in {out} "
+                   f"({result['made']} made now in {result['seconds']:.1f} s: {rate:.4f} h of audio per minute, "
+                   f"{jobs} job{'s' if jobs != 1 else ''})")
+        for split, path in result["manifests"].items():
+            typer.echo(f"  {split}: {path}")
     except FdvadError as e:
         _error(str(e))
         raise typer.Exit(e.exit_code)
