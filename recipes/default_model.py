@@ -190,7 +190,8 @@ AUROC (fast mode) by noise: {noise}.
 ## Limits
 Synthetic speech and synthetic noise only: expect more false alarms on real-world noises (babble, TV,
 street) and on human non-speech sounds than these numbers suggest, and no singing/music-with-voice
-handling. Real-data evaluation and a stronger model come with the data and training issues.
+handling. `python bench/real_sample.py` scores it on a real phone call (pyannote.audio's sample)
+beside silero-vad. Real-data evaluation and a stronger model come with the data and training issues.
 Licence: Apache-2.0, like fdvad; espeak-ng (GPL-3.0) was used as a tool only, none of its data is shipped.
 """
 
