@@ -107,3 +107,26 @@ def test_vad_speed_skips_missing_packages_with_a_note(random_checkpoint, monkeyp
         assert rows[label][0] == "-" and "skipped:" in note and "not installed" in note
     assert NUMBER.match(rows["fdvad fast"][0])
     assert "CHECK fast faster than silero: FAIL (silero not measured)" in out
+
+
+@needs_espeak
+def test_real_sample_scores_a_labelled_recording(tmp_path, monkeypatch, capsys):
+    """The real-speech check, on a generated recording in place of the downloaded one (no network in tests)."""
+    import soundfile as sf
+
+    from fdvad.data.scenes import make_test_recording
+    from fdvad.vad.formats import write_segments
+    from fdvad.vad.segment import Segment
+
+    rec = make_test_recording(seed=5, n_utterances=3, snr_db=15.0)
+    wav, rttm = tmp_path / "sample.wav", tmp_path / "sample.rttm"
+    sf.write(wav, rec.audio, 16000)
+    write_segments(rttm, [Segment(a, b) for a, b in rec.utterance_spans], "rttm", wav)
+    script = load_script("real_sample")
+    monkeypatch.setattr(script, "fetch_sample", lambda cache: (wav, rttm))
+    assert script.main(["--cache", str(tmp_path)]) == 0
+    rows = {line.split()[0] + " " + line.split()[1]: line.split()[2:] for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("fdvad", "silero"))}
+    assert set(rows) >= {"fdvad fast", "fdvad exact"}
+    miss, fa, deter, auroc = map(float, rows["fdvad fast"])
+    assert deter == pytest.approx(miss + fa, abs=2e-3) and deter < 0.2 and auroc > 0.95
