@@ -5,7 +5,6 @@ The .nemo files are built here in NeMo's layout (upstream-facts B.4/B.5): a tar 
 written out from NeMo's naming rules, independently of the loader's own mapping.
 """
 
-import io
 import math
 import tarfile
 

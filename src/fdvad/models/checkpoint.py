@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -65,11 +64,3 @@ def load_checkpoint(weights_path: str | os.PathLike) -> tuple[MarbleNet, dict]:
         first = str(e).splitlines()[0]
         raise CheckpointError(f"{weights_path}: weights do not fit the configured model ({first})") from None
     return model.eval(), config
-
-
-def load_state_dict_weights_only(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A torch.save'd dict of tensors, read with weights_only=True (no code execution)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for corrupt or unsafe files
-        raise CheckpointError(f"{path}: cannot read as a weights-only torch checkpoint ({str(e).splitlines()[0]})") from None

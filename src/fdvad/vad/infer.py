@@ -25,13 +25,11 @@ so the result equals one pass over the whole file.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..features import FeatureExtractor
