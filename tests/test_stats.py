@@ -104,3 +104,19 @@ def test_cli_data_stats(tmp_path):
     rc, out, err = run("data", "stats", tmp_path / "bad.json")
     lines = [l for l in err.splitlines() if l.strip()]
     assert rc == 2 and len(lines) == 1 and "bad.json, line 1" in lines[0] and "Traceback" not in err
+
+
+def test_noise_kinds_and_categories_are_counted(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from fdvad.data.corpora import LabelledAudio
+    from fdvad.data.stats import corpus_stats
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(16000, np.float32), 16000)
+    items = [LabelledAudio(str(wav), meta={"noise_kind": ["real", "human"], "noise_category": ["engine", "cough"]}),
+             LabelledAudio(str(wav), meta={"noise_kind": ["real"], "noise_category": ["alarm"]})]
+    counts = corpus_stats(items)["counts"]
+    assert counts["noise_kind"] == {"real": 2, "human": 1}
+    assert counts["noise_category"] == {"engine": 1, "cough": 1, "alarm": 1}

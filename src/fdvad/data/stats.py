@@ -4,6 +4,7 @@ a small histogram plot (speech ratio and duration per item).
 Categories come from each item's meta, under these keys (first one present wins):
   language  language, lang, locale          voice  voice, speaker
   noise     noise, noise_kind, noise_type   codec  codec
+  noise_kind  noise_kind                    noise_category  noise_category
   snr_band  snr_db, snr (a number of dB: "<0", "0-10", "10-20", ">=20"; inf or "clean": "clean")
 A list value (e.g. several noises in one item) counts once for each of its elements.
 """
@@ -24,6 +25,8 @@ META_KEYS = {
     "language": ("language", "lang", "locale"),
     "voice": ("voice", "speaker"),
     "noise": ("noise", "noise_kind", "noise_type"),
+    "noise_kind": ("noise_kind",),  # real / music / generated / human / babble (fdvad data synth)
+    "noise_category": ("noise_category",),  # alarm, engine, instrument, breath, ... (fdvad data synth)
     "snr_band": ("snr_db", "snr"),
     "codec": ("codec",),
 }
