@@ -10,8 +10,9 @@ import numpy as np
 NOISE_KINDS = ("white", "pink", "brown", "blue", "hum", "tones", "clicks", "music", "rumble")
 
 
-def _unit_rms(x: np.ndarray) -> np.ndarray:
-    rms = np.sqrt(np.mean(x.astype(np.float64) ** 2))
+def unit_rms(x: np.ndarray) -> np.ndarray:
+    """`x` scaled to an RMS of 1 (silence and empty input are returned as they are), float32."""
+    rms = float(np.sqrt(np.mean(np.asarray(x, dtype=np.float64) ** 2))) if len(x) else 0.0
     return (x / rms if rms > 0 else x).astype(np.float32)
 
 
@@ -21,14 +22,14 @@ def coloured_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndar
     f = np.fft.rfftfreq(n)
     f[0] = f[1] if n > 1 else 1.0
     spec *= f ** (-exponent / 2.0)
-    return _unit_rms(np.fft.irfft(spec, n))
+    return unit_rms(np.fft.irfft(spec, n))
 
 
 def hum(n: int, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
     base = rng.choice([50.0, 60.0]) * rng.uniform(0.98, 1.02)
     t = np.arange(n) / sample_rate
     x = sum(rng.uniform(0.1, 1.0) / k * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 6.3)) for k in range(1, 8))
-    return _unit_rms(x + 0.05 * rng.standard_normal(n))
+    return unit_rms(x + 0.05 * rng.standard_normal(n))
 
 
 def tones(n: int, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
@@ -42,7 +43,7 @@ def tones(n: int, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndar
             f0 = rng.uniform(300, 3500)
             x[pos:pos + len(t)] = np.sin(2 * np.pi * f0 * t) + (0.3 * np.sin(4 * np.pi * f0 * t) if rng.random() < 0.5 else 0)
         pos += length
-    return _unit_rms(x + 1e-3 * rng.standard_normal(n))
+    return unit_rms(x + 1e-3 * rng.standard_normal(n))
 
 
 def clicks(n: int, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
@@ -55,7 +56,7 @@ def clicks(n: int, rng: np.random.Generator, sample_rate: int = 16000) -> np.nda
         if rng.random() < 0.5:  # low "knock" rather than a sharp click
             burst = np.convolve(burst, np.ones(16) / 16, mode="same")
         x[start:start + length] += rng.uniform(1, 10) * burst
-    return _unit_rms(x)
+    return unit_rms(x)
 
 
 def music(n: int, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
@@ -75,7 +76,7 @@ def music(n: int, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndar
             note = sum(np.sin(2 * np.pi * f0 * k * t) / k ** rng.uniform(0.8, 2) for k in range(1, n_harm + 1))
             x[pos:pos + len(t)] += env * note
         pos += length
-    return _unit_rms(x)
+    return unit_rms(x)
 
 
 def rumble(n: int, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
@@ -83,7 +84,7 @@ def rumble(n: int, rng: np.random.Generator, sample_rate: int = 16000) -> np.nda
     base = coloured_noise(n, 2.0, rng)
     t = np.arange(n) / sample_rate
     mod = 1.0 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.05, 0.5) * t + rng.uniform(0, 6.3))
-    return _unit_rms(base * mod + 0.2 * coloured_noise(n, 1.0, rng))
+    return unit_rms(base * mod + 0.2 * coloured_noise(n, 1.0, rng))
 
 
 def make_noise(kind: str, n: int, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:

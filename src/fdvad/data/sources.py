@@ -40,7 +40,7 @@ import numpy as np
 from ..audio import load_audio, prepare_audio
 from ..errors import AudioError, ConfigError, FdvadError
 from ..fileio import atomic_write, atomic_write_text
-from .noise import NOISE_KINDS, make_noise
+from .noise import NOISE_KINDS, make_noise, unit_rms
 
 SAMPLE_RATE = 16000
 KINDS = ("real", "music", "generated", "human", "babble")
@@ -741,7 +741,7 @@ def render_midi_music(seed: int, seconds: float = MIDI_SECONDS, soundfont: str =
     target = music_cache_path(seed, seconds, soundfont, cache_dir)
     if not target.exists():
         _render_piece(target, seed, seconds, soundfont)
-    return _unit_rms(load_audio(target, sample_rate))
+    return unit_rms(load_audio(target, sample_rate))
 
 
 def midi_sources(cache_dir: str | os.PathLike[str] | None = None,
@@ -779,11 +779,6 @@ def _ensure_rendered(source: NoiseSource) -> None:
 
 
 # --------------------------------------------------------------------------------- human non-speech
-
-
-def _unit_rms(x: np.ndarray) -> np.ndarray:
-    rms = float(np.sqrt(np.mean(np.asarray(x, dtype=np.float64) ** 2))) if len(x) else 0.0
-    return (x / rms if rms > 0 else x).astype(np.float32)
 
 
 def _shaped_noise(n: int, rng: np.random.Generator, sample_rate: int,
@@ -902,7 +897,7 @@ def human_sequence(kind: str, n_samples: int, rng: np.random.Generator, sample_r
         x[pos:end] += event[: end - pos]
         gap = rng.uniform(1.5, 4.5) if kind.startswith("breath") else rng.uniform(0.3, 3.0)
         pos = end + int(gap * sample_rate)
-    return _unit_rms(x)
+    return unit_rms(x)
 
 
 # ------------------------------------------------------------------------------------------------ babble
@@ -986,13 +981,13 @@ def babble(n_samples: int, rng: np.random.Generator, n_voices: int | tuple[int, 
             if b > a:
                 track[a:b] += utt[a - pos: b - pos]
             pos += len(utt) + int(rng.uniform(0.05, 0.6) * sample_rate)
-        mix += _unit_rms(track[:n_samples]) * 10 ** (rng.uniform(-6, 3) / 20)
+        mix += unit_rms(track[:n_samples]) * 10 ** (rng.uniform(-6, 3) / 20)
     mix = _lowpass(mix, rng.uniform(2000, 4000), sample_rate)
     tail = int(rng.uniform(0.05, 0.25) * sample_rate)
     ir = rng.standard_normal(tail) * np.exp(-np.arange(tail) / (tail / 5))
     ir[0] = 1.0 / rng.uniform(0.2, 0.6)  # direct part weaker than the diffuse part: far away
     wet = np.fft.irfft(np.fft.rfft(mix, n_samples + tail) * np.fft.rfft(ir, n_samples + tail), n_samples + tail)
-    return _unit_rms(wet[:n_samples])
+    return unit_rms(wet[:n_samples])
 
 
 # ------------------------------------------------------------------------------------------- listing
@@ -1146,11 +1141,11 @@ def load_excerpt(source: NoiseSource, n_samples: int, rng: np.random.Generator,
         if source.category == "babble-music":
             x = x + 10 ** (rng.uniform(-12, 0) / 20) * make_noise("music", n_samples, rng, sample_rate)
             x += 0.3 * make_noise("pink", n_samples, rng, sample_rate)
-        return _unit_rms(x)
+        return unit_rms(x)
     if source.path is None:
         raise SourceError(f"source {source.name} has no file")
     if source.package == "bucklespring-data" and os.path.isdir(source.path):
-        return _unit_rms(_typing(source.path, n_samples, rng, sample_rate))
+        return unit_rms(_typing(source.path, n_samples, rng, sample_rate))
     if source.name.startswith("midi:"):
         _ensure_rendered(source)
     if (source.duration_s or 0) > LONG_FILE_S and MEMBER_SEP not in source.path:
@@ -1163,15 +1158,15 @@ def load_excerpt(source: NoiseSource, n_samples: int, rng: np.random.Generator,
             if rms > best_rms:
                 best, best_rms = piece, rms
             if rms > 1e-3:
-                return _unit_rms(piece)
+                return unit_rms(piece)
         if best is not None:
-            return _unit_rms(best)
+            return unit_rms(best)
     audio = _CACHE.get(source.path, sample_rate)
     if len(audio) == 0:
         raise SourceError(f"{source.path}: no samples")
     if len(audio) <= n_samples:
         gaps = len(audio) < 2 * sample_rate and source.kind == "real" and source.category not in ("ambient", "noise")
-        return _unit_rms(_crossfade_loop(audio, n_samples, rng, sample_rate, gaps))
+        return unit_rms(_crossfade_loop(audio, n_samples, rng, sample_rate, gaps))
     whole_rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))
     best, best_rms = None, -1.0
     for _ in range(8):
@@ -1182,7 +1177,7 @@ def load_excerpt(source: NoiseSource, n_samples: int, rng: np.random.Generator,
             best, best_rms = piece, rms
         if rms >= 0.1 * whole_rms:
             break
-    return _unit_rms(best)
+    return unit_rms(best)
 
 
 def summarize(sources: Sequence[NoiseSource]) -> list[dict]:

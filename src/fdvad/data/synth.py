@@ -36,7 +36,9 @@ from ..errors import ConfigError, FdvadError
 from ..fileio import atomic_write, atomic_write_text
 from . import sources as src
 from . import texts, voices
-from .tts import speech_frames
+from ..vad.formats import format_segments
+from ..vad.segment import Segment
+from .tts import frames_to_spans, speech_frames
 
 SAMPLE_RATE = 16000
 FRAME_S = 0.01
@@ -472,14 +474,6 @@ def _delay(x: np.ndarray, y: np.ndarray, max_lag: int) -> int:
 # ------------------------------------------------------------------------------------------------ writing
 
 
-def rttm_text(file_id: str, frames: np.ndarray) -> str:
-    padded = np.concatenate([[False], frames, [False]])
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    lines = [f"SPEAKER {file_id} 1 {a * FRAME_S:.2f} {(b - a) * FRAME_S:.2f} <NA> <NA> speech <NA> <NA>\n"
-             for a, b in zip(edges[::2], edges[1::2])]
-    return "".join(lines)
-
-
 def manifest_labels(frames: np.ndarray) -> list[int]:
     """20 ms labels from 10 ms frames by corpora.frame_labels' rule (speech covers more than half a frame)."""
     from .corpora import LabelledAudio, frame_labels, frames_to_segments
@@ -498,7 +492,8 @@ def write_item(out: Path, split: str, index: int, item: Item) -> dict:
     rttm = folder / "rttm" / f"{ident}.rttm"
     pcm = np.round(item.audio * 32767).astype(np.int16)
     atomic_write(wav, lambda tmp: sf.write(str(tmp), pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV"))
-    atomic_write_text(rttm, rttm_text(ident, item.frames))
+    speech = [Segment(a, b) for a, b in frames_to_spans(item.frames, FRAME_S)]
+    atomic_write_text(rttm, format_segments(speech, "rttm", wav))
     entry = {"audio_filepath": f"{ident}.wav", "offset": 0, "duration": round(len(pcm) / SAMPLE_RATE, 2),
              "label": " ".join(map(str, manifest_labels(item.frames))), "rttm_filepath": f"rttm/{ident}.rttm",
              "frame_s": MANIFEST_FRAME_S, **item.meta}
