@@ -20,6 +20,7 @@ from fdvad.data.corpora import (
     read_libriparty_json,
     read_nemo_manifest,
     read_rttm_folder,
+    write_window_manifest,
 )
 from fdvad.errors import ConfigError
 from fdvad.vad.segment import Segment
@@ -328,6 +329,30 @@ def test_window_dataset_windows_and_labels_by_hand(tmp_path):
     assert sorted(order) == list(range(26))
     # one item at a time: the first 13 windows all belong to one item
     assert len({centre.item_of(i)[0] for i in order[:13]}) == 1
+
+
+def test_window_manifest_writes_nemo_segment_entries_by_hand(tmp_path):
+    ramp = (np.arange(2 * SR) / (2 * SR)).astype(np.float32)
+    sf.write(tmp_path / "ramp.wav", ramp, SR, subtype="FLOAT")
+    path = str(tmp_path / "ramp.wav")
+    items = [LabelledAudio(path, 0.0, 1.0, [Segment(0.40, 0.60)]), LabelledAudio(path, 1.0, None, [Segment(0.0, 1.0)])]
+    # window k of a 1 s item starts at k * 1280 - 4320 samples; it lies inside the item for k = 4..8 only
+    starts = [(k * 1280 - 4320) / SR for k in range(4, 9)]  # 0.05, 0.13, 0.21, 0.29, 0.37 s
+    expected = {"centre": [0, 1, 1, 0, 0] + [1] * 5, "majority": [0] * 5 + [1] * 5}
+    for rule, labels in expected.items():
+        out = tmp_path / f"windows-{rule}.json"
+        assert write_window_manifest(items, out, label_rule=rule) == 10
+        entries = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [e["audio_filepath"] for e in entries] == ["ramp.wav"] * 10  # relative to the manifest
+        assert [e["offset"] for e in entries] == pytest.approx(starts + [1 + s for s in starts])
+        assert {e["duration"] for e in entries} == {0.63}
+        assert [e["label"] for e in entries] == ["speech" if v else "background" for v in labels]
+        # NeMo segment clips read back one item each, wholly speech or not
+        clips = read_nemo_manifest(out, group=False)
+        assert [bool(c.speech) for c in clips] == [bool(v) for v in labels]
+        assert all(c.speech in ([], [Segment(0.0, 0.63)]) and c.duration == 0.63 for c in clips)  # item time
+        with pytest.raises(Exception, match="exists"):
+            write_window_manifest(items, out, label_rule=rule)
 
 
 def test_window_dataset_rejects_bad_options(tmp_path):

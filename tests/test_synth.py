@@ -85,13 +85,33 @@ def test_manifest_reads_back_with_the_written_labels(corpus):
             assert item.meta["split"] == split and "noise_package" in item.meta and "codec" in item.meta
 
 
+def test_window_manifest_holds_the_exact_window_labels(corpus):
+    from fdvad.data.corpora import WindowDataset
+
+    for split in synth.SPLITS:
+        windows = read_nemo_manifest(corpus / split / synth.WINDOW_MANIFEST, group=False)
+        items = read_rttm_folder(corpus / split)  # the exact 10 ms labels
+        dataset = WindowDataset(items, label_rule="centre")
+        expected = {}
+        for index in range(len(dataset)):
+            i, k = dataset.item_of(index)
+            first = k * 1280 - 4320
+            if first >= 0 and first + 10080 <= dataset.item_samples[i]:
+                expected[(items[i].audio_filepath, round(first / 16000, 6))] = bool(dataset.labels[index])
+        got = {(w.audio_filepath, round(w.offset, 6)): bool(w.speech) for w in windows}
+        assert got == expected and len(got) > 100
+        assert any(got.values()) and not all(got.values())
+
+
 def test_no_speaker_sentence_or_noise_in_both_train_and_test(corpus):
     import json
+
+    procedural = {s.name for s in synth.src.list_sources(synth.PROCEDURAL_KINDS)}
 
     def used(split, key):
         values = set()
         for line in (corpus / split / "manifest.json").read_text(encoding="utf-8").splitlines():
-            values |= {v for v in json.loads(line)[key] if ":pseudo:" not in v}
+            values |= {v for v in json.loads(line)[key] if ":pseudo:" not in v and v not in procedural}
         return values
 
     for key in ("speaker", "text_id", "noise"):
@@ -104,10 +124,14 @@ def test_no_speaker_sentence_or_noise_in_both_train_and_test(corpus):
     pools = synth.build_pools(_config())
     speakers = {s: {v.speaker for per in pools.voices[s].values() for vs in per.values() for v in vs}
                 for s in synth.SPLITS}
-    noises = {f: {n.name for vs in pools.noises[f].values() for n in vs} for f in ("train", "validation", "test")}
+    noises = {f: {n.name for vs in pools.noises[f].values() for n in vs if n.name not in procedural}
+              for f in ("train", "validation", "test")}
     for held in ("validation", "test", "test_unseen_language"):
         assert not speakers["train"] & speakers[held]
     assert not noises["train"] & noises["test"] and not noises["train"] & noises["validation"]
+    # every split sees every kind of non-speech (recorded ones by their own split, procedural ones shared)
+    for f in ("train", "validation", "test"):
+        assert set(pools.noises[f]) == set(synth.NOISE_KIND_WEIGHTS), f
     assert not set(pools.voices["train"]) & set(pools.voices["test_unseen_language"])
 
 

@@ -197,6 +197,9 @@ def data_synth_command(
                                                                      "(e.g. espeak:de+f3,flite:slt)."),
     effects: Optional[str] = typer.Option(None, "--effects", help="Effect probabilities NAME=P,... (reverb, "
                                                                   "bandlimit, resample8k, codec, gain, clip)."),
+    window_labels: str = typer.Option("centre", "--window-labels",
+                                      help="Label rule of the 0.63 s windows in each split's windows.json: centre "
+                                           "(the middle 80 ms) or majority (more than half the window)."),
 ) -> None:
     """Make a labelled, multilingual, noisy VAD corpus: WAV + RTTM per item and a NeMo manifest per split."""
     from .data.synth import DEFAULT_EFFECTS, SynthConfig, synthesize_corpus
@@ -220,13 +223,43 @@ def data_synth_command(
             engines=tuple(e.strip() for e in engines.split(",") if e.strip()) if engines else None,
             voice_names=tuple(v.strip() for v in voice_names.split(",") if v.strip()) if voice_names else None)
         result = synthesize_corpus(out, hours=hours, seed=seed, jobs=jobs, items=items,
-                                   config=config)
+                                   config=config, window_labels=window_labels)
         rate = result["made_hours"] / (result["seconds"] / 60) if result["seconds"] > 0 else 0.0
         typer.echo(f"{result['items']} items, {result['hours']:.3f} h of audio in {out} "
                    f"({result['made']} made now in {result['seconds']:.1f} s: {rate:.4f} h of audio per minute, "
                    f"{jobs} job{'s' if jobs != 1 else ''})")
         for split, path in result["manifests"].items():
             typer.echo(f"  {split}: {path}")
+    except FdvadError as e:
+        _error(str(e))
+        raise typer.Exit(e.exit_code)
+
+
+@data_app.command("windows")
+def data_windows_command(
+    corpus: str = typer.Argument(..., metavar="MANIFEST_OR_FOLDER",
+                                 help="A NeMo manifest, an AVA-Speech CSV, a LibriParty JSON or a folder of "
+                                      "audio + RTTM files."),
+    out: str = typer.Option(..., "--out", help="The window manifest to write (NeMo JSON lines)."),
+    label_rule: str = typer.Option("centre", "--rule", help="centre (the middle 80 ms decides) or majority "
+                                                            "(speech over more than half the window)."),
+    window_s: float = typer.Option(0.63, "--window", help="Window length in seconds."),
+    shift_s: float = typer.Option(0.08, "--shift", help="Window hop in seconds."),
+    audio_dir: Optional[str] = typer.Option(None, "--audio-dir",
+                                            help="Where AVA / LibriParty audio is (default: beside the labels)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+) -> None:
+    """Write a corpus's 0.63 s window labels as a NeMo segment-VAD manifest (speech / background per window)."""
+    from .data.corpora import read_corpus, write_window_manifest
+
+    try:
+        if Path(out).exists() and not overwrite:
+            raise OutputExistsError(f"{out} already exists; pass --overwrite to replace it")
+        if not Path(out).parent.is_dir():
+            raise ConfigError(f"the folder of --out ({Path(out).parent}) does not exist")
+        n = write_window_manifest(read_corpus(corpus, audio_dir), out, label_rule=label_rule, window_s=window_s,
+                                  shift_s=shift_s, overwrite=overwrite)
+        typer.echo(f"{n} windows -> {out}")
     except FdvadError as e:
         _error(str(e))
         raise typer.Exit(e.exit_code)

@@ -591,6 +591,23 @@ class WindowDataset(torch.utils.data.Dataset):
             result += block
         return result
 
+    def window_entries(self) -> list[dict]:
+        """NeMo segment-VAD entries (audio_filepath, offset, duration = window_s, label "speech"/"background")
+        for every window that lies wholly inside its item, in dataset order. Windows that reach past an item's
+        start or end (zeros there at inference) are left out: a segment entry cannot describe padding."""
+        out = []
+        width = round(self.window_samples / self.sample_rate, 6)
+        for i, item in enumerate(self.items):
+            for k in range(int(self.starts[i + 1] - self.starts[i])):
+                first = k * self.spec.shift_samples - self.lead_samples
+                if first < 0 or first + self.window_samples > self.item_samples[i]:
+                    continue
+                speech = bool(self.labels[int(self.starts[i]) + k])
+                out.append({"audio_filepath": item.audio_filepath,
+                            "offset": round(item.offset + first / self.sample_rate, 6), "duration": width,
+                            "label": "speech" if speech else "background"})
+        return out
+
     # -- internals -----------------------------------------------------------------------------------
     def _item_labels(self, i: int, count: int) -> np.ndarray:
         duration = self.item_samples[i] / self.sample_rate
@@ -622,3 +639,23 @@ class WindowDataset(torch.utils.data.Dataset):
         if len(clip) < self.item_samples[i]:  # the file is shorter than its label says
             clip = np.concatenate([clip, np.zeros(self.item_samples[i] - len(clip), np.float32)])
         return clip
+
+
+def write_window_manifest(items: list[LabelledAudio], path: PathLike, label_rule: str = "centre",
+                          window_s: float = 0.63, shift_s: float = 0.08, overwrite: bool = False) -> int:
+    """Write the 0.63 s window labels of `items` as a NeMo segment-VAD manifest (one JSON line per window,
+    `WindowDataset.window_entries`); audio paths relative to the manifest's folder where they lie under it.
+    Returns the number of windows written."""
+    from ..fileio import atomic_write_text
+
+    path = Path(path)
+    entries = WindowDataset(items, window_s=window_s, shift_s=shift_s, label_rule=label_rule).window_entries()
+    base = path.parent.resolve()
+    lines = []
+    for e in entries:
+        audio = Path(e["audio_filepath"]).resolve()
+        if audio.is_relative_to(base):
+            e["audio_filepath"] = audio.relative_to(base).as_posix()
+        lines.append(json.dumps(e, ensure_ascii=False) + "\n")
+    atomic_write_text(path, "".join(lines), overwrite=overwrite)
+    return len(entries)

@@ -35,8 +35,9 @@ import numpy as np
 from ..errors import ConfigError, FdvadError
 from ..fileio import atomic_write, atomic_write_text
 from . import sources as src
+from .corpora import LABEL_RULES, LabelledAudio, write_window_manifest
 from . import texts, voices
-from ..vad.formats import format_segments
+from ..vad.formats import format_segments, read_rttm
 from ..vad.segment import Segment
 from .tts import frames_to_spans, speech_frames
 
@@ -52,6 +53,7 @@ VALIDATION_VARIANTS = ("m6", "f5", "klatt4", "Andrea", "max")
 TEST_VARIANTS = ("m7", "f4", "klatt3", "Annie", "john", "victor")  # as scenes.TEST_VARIANTS
 MEAN_ITEM_S = 12.0
 PROGRESS_FILE = "progress.json"
+WINDOW_MANIFEST = "windows.json"
 FORMAT_VERSION = 1
 
 DEFAULT_EFFECTS = {"reverb": 0.2, "bandlimit": 0.12, "resample8k": 0.1, "codec": 0.2, "gain": 0.3, "clip": 0.05}
@@ -100,7 +102,16 @@ def speaker_split(voice: voices.Voice) -> str:
     return _hash_split("speaker:" + voice.speaker)
 
 
+# Procedural sources are generators, not recordings: every excerpt is a fresh random draw from the item's own
+# generator, so no two splits can share one. They serve every split (babble's talkers already exclude the test
+# speakers); splitting their ~20 names by hash left the held-out splits without whole kinds.
+PROCEDURAL_KINDS = ("generated", "human", "babble")
+
+
 def noise_split(source: src.NoiseSource) -> str:
+    """The split family of a recorded source (by a hash of its name), or "all" for a procedural one."""
+    if source.kind in PROCEDURAL_KINDS:
+        return "all"
     return _hash_split("noise:" + source.name)
 
 
@@ -175,7 +186,7 @@ def build_pools(config: SynthConfig) -> Pools:
     for fam in ("train", "validation", "test"):
         per_kind: dict = {}
         for s in all_sources:
-            if noise_split(s) == fam:
+            if noise_split(s) in (fam, "all"):
                 per_kind.setdefault(s.kind, []).append(s)
         pools_n[fam] = per_kind
     return Pools(pools_v, pools_n)
@@ -546,11 +557,25 @@ def _save_progress(path: Path, fingerprint: str, seed: int, done: dict[int, dict
     atomic_write_text(path, json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n")
 
 
+def _labelled_items(folder: Path, entries: list[dict]) -> list[LabelledAudio]:
+    items = []
+    for e in entries:
+        audio = str((folder / e["audio_filepath"]).resolve())
+        speech = [seg for segs in read_rttm(folder / e["rttm_filepath"]).values() for seg in segs]
+        items.append(LabelledAudio(audio, 0.0, e["duration"], speech, {}))
+    return items
+
+
 def synthesize_corpus(out: str | os.PathLike, hours: float | None = None, seed: int = 0, jobs: int = 1,
                       items: int | None = None, config: SynthConfig | None = None, progress: bool | None = None,
-                      log=None) -> dict:
-    """Make (or complete) the corpus in `out`; returns {"items", "hours", "seconds", "manifests"}."""
+                      log=None, window_labels: str = "centre") -> dict:
+    """Make (or complete) the corpus in `out`; returns {"items", "hours", "seconds", "manifests"}.
+
+    `window_labels` ("centre" or "majority", corpora.WindowDataset) only decides the labels written to each
+    split's windows.json; the items do not depend on it."""
     counts = plan_counts(hours, items)
+    if window_labels not in LABEL_RULES:
+        raise ConfigError(f"--window-labels must be one of {', '.join(LABEL_RULES)}, not {window_labels!r}")
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     config = config or SynthConfig()
@@ -628,6 +653,9 @@ def synthesize_corpus(out: str | os.PathLike, hours: float | None = None, seed: 
         path = out / split / "manifest.json"
         atomic_write_text(path, "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in entries))
         manifests[split] = str(path)
+        # the 0.63 s window labels as NeMo's segment-VAD manifests hold them, from the exact 10 ms labels
+        write_window_manifest(_labelled_items(out / split, entries), out / split / WINDOW_MANIFEST,
+                              label_rule=window_labels, overwrite=True)
     elapsed = time.perf_counter() - start
     return {"items": sum(counts.values()), "made": len(tasks), "hours": total_s / 3600,
             "made_hours": made_s / 3600, "seconds": elapsed, "manifests": manifests}
