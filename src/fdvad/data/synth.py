@@ -54,7 +54,7 @@ TEST_VARIANTS = ("m7", "f4", "klatt3", "Annie", "john", "victor")  # as scenes.T
 MEAN_ITEM_S = 12.0
 PROGRESS_FILE = "progress.json"
 WINDOW_MANIFEST = "windows.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: procedural noise kinds in every split
 
 DEFAULT_EFFECTS = {"reverb": 0.2, "bandlimit": 0.12, "resample8k": 0.1, "codec": 0.2, "gain": 0.3, "clip": 0.05}
 CODECS = {"mp3": ("mp3", "libmp3lame", (16, 24, 32)), "opus": ("ogg", "libopus", (12, 16, 24)),
