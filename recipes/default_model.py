@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fdvad.data.noise import NOISE_KINDS
 from fdvad.data.scenes import (SAMPLE_RATE, TEST_VARIANTS, TRAIN_VARIANTS, Utterance, make_test_recording,
@@ -33,6 +32,7 @@ from fdvad.eval.metrics import frames_to_windows, precision_recall_f1, roc_auc
 from fdvad.features import FeatureConfig, FeatureExtractor
 from fdvad.models import create_model
 from fdvad.models.checkpoint import save_checkpoint
+from fdvad.train.objectives import spec_augment, window_losses
 from fdvad.vad.infer import WindowScorer, WindowSpec
 
 SPEC = WindowSpec()
@@ -73,46 +73,6 @@ def make_batch(pool, rng, batch_size, crop_s):
     audio = torch.from_numpy(np.stack([s.audio for s in scenes]))
     frames = torch.from_numpy(np.stack([s.frames for s in scenes]).astype(np.float32))
     return audio, frames
-
-
-def spec_augment(feats: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """2 frequency masks (<= 15 bands) and 2 time masks (<= 25 frames), filled with the item's mean:
-    0 would be a loud value in raw log-mel."""
-    feats = feats.clone()
-    fill = feats.mean(dim=(1, 2))
-    for i in range(feats.shape[0]):
-        if rng.random() < 0.5:
-            continue
-        for _ in range(2):
-            w = int(rng.integers(0, 16)); f0 = int(rng.integers(0, feats.shape[1] - w + 1))
-            feats[i, f0:f0 + w, :] = fill[i]
-            w = int(rng.integers(0, 26)); t0 = int(rng.integers(0, feats.shape[2] - w + 1))
-            feats[i, :, t0:t0 + w] = fill[i]
-    return feats
-
-
-def losses(model, feats, frames, rng, n_isolated=4):
-    """fast: one encoder pass, window logits pooled over 63 frames every 8 frames;
-    exact: `n_isolated` windows per item cut out and classified alone (64 frames, last one masked)."""
-    enc = model.forward_features(feats)
-    fl = model.frame_logits(enc)
-    diff = (fl[..., 1] - fl[..., 0]).unsqueeze(1)  # (B, 1, T)
-    pooled = F.avg_pool1d(diff, W, S).squeeze(1)  # window j covers frames [8j, 8j + 63)
-    n_win = pooled.shape[1]
-    # label of window j: speech fraction of its own hop interval, frames [8j + 27, 8j + 35)
-    idx = torch.arange(n_win)[:, None] * S + LEAD + torch.arange(S)[None, :]
-    idx = idx.clamp(max=frames.shape[1] - 1)
-    target = frames[:, idx].mean(-1)
-    loss_fast = F.binary_cross_entropy_with_logits(pooled, target)
-
-    B, T = feats.shape[0], feats.shape[2]
-    starts = rng.integers(0, (T - W - 1) // S, size=(B, n_isolated)) * S
-    wins = torch.stack([feats[b, :, s:s + W + 1] for b in range(B) for s in starts[b]])
-    wins_target = torch.stack([frames[b, min(s + LEAD, frames.shape[1] - S): min(s + LEAD, frames.shape[1] - S) + S].mean()
-                               for b in range(B) for s in starts[b]])
-    logits = model(wins, torch.full((len(wins),), W))
-    loss_exact = F.binary_cross_entropy_with_logits(logits[:, 1] - logits[:, 0], wins_target)
-    return loss_fast, loss_exact
 
 
 # ---------------------------------------------------------------- evaluation
@@ -246,7 +206,7 @@ def main(argv=None):
         audio, frames = make_batch(pool, rng, args.batch, args.crop_s)
         with torch.no_grad():
             feats = spec_augment(features(audio), rng)
-        loss_fast, loss_exact = losses(model, feats, frames, rng)
+        loss_fast, loss_exact = window_losses(model, feats, frames, rng)
         loss = loss_fast + 0.5 * loss_exact
         opt.zero_grad(set_to_none=True)
         loss.backward()
