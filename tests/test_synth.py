@@ -208,3 +208,70 @@ def test_cli_bad_input_gives_one_line(tmp_path):
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no TTS program on the PATH
     line = _one_line_error(*_cli("--out", tmp_path / "c", "--hours", 0.01, "--engines", "flite", env=env))
     assert "apt-get install flite" in line
+
+
+def _unwritable_folder(tmp_path) -> Path | None:
+    """A folder this process cannot write into: a read-only one, or (as root) one on a read-only file system."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    if not os.access(folder, os.W_OK):
+        return folder
+    for candidate in (Path("/sys/kernel"), Path("/proc/sys")):
+        if candidate.is_dir() and _mkdir_fails(candidate / "fdvad-x"):
+            return candidate
+    return None
+
+
+def _mkdir_fails(path: Path) -> bool:
+    try:
+        path.mkdir()
+    except OSError:
+        return True
+    path.rmdir()
+    return False
+
+
+def test_unwritable_output_folder_gives_one_line(tmp_path):
+    folder = _unwritable_folder(tmp_path)
+    if folder is None:
+        pytest.skip("no unwritable folder can be made here")
+    line = _one_line_error(*_cli("--out", folder / "corpus", "--items", 2))
+    assert "corpus" in line and ("cannot create" in line or "not writable" in line)
+
+
+FULL_DISK = """
+import errno, sys
+import soundfile
+real = soundfile.write
+calls = []
+def write(*args, **kwargs):
+    calls.append(1)
+    if len(calls) > {ok}:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return real(*args, **kwargs)
+soundfile.write = write
+sys.argv = ["fdvad"] + sys.argv[1:]
+from fdvad.cli import main
+main()
+"""
+
+
+def test_full_disk_stops_with_one_line_and_the_run_resumes(tmp_path):
+    """The disk fills after 3 items: one error line, no partial file; run again (disk freed): the same bytes
+    as an uninterrupted run."""
+    out = tmp_path / "c"
+    args = ["data", "synth", "--out", str(out), "--items", 6, "--seed", 2, "--effects", "codec=0"]
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK.format(ok=3), *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+    line = _one_line_error(proc.returncode, proc.stdout, proc.stderr)
+    assert "No space left on device" in line and ".wav" in line
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert not [p for p in files if ".tmp" in p.name]
+    assert sum(p.suffix == ".wav" for p in files) == 3
+    rc, _, err = _cli(*args[2:])
+    assert rc == 0, err
+    fresh = tmp_path / "fresh"
+    rc, _, err = _cli(*(args[2:3] + [str(fresh)] + args[4:]))
+    assert rc == 0, err
+    assert _digest(out) == _digest(fresh)
