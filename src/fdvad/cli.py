@@ -143,6 +143,15 @@ def _probs_with_progress(detector, inp: str, show: bool):
         return detector.probs_and_duration(inp, None, lambda done: bar.update(task, completed=done))
 
 
+def _register_eval_commands() -> None:
+    from .eval.commands import compare_command, eval_command
+
+    app.command("eval")(eval_command)
+    app.command("compare")(compare_command)
+
+
+_register_eval_commands()
+
 data_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                        help="Labelled corpora: make and describe them.")
 app.add_typer(data_app, name="data")

@@ -193,7 +193,8 @@ def read_nemo_manifest(path: PathLike, frame_s: float = NEMO_FRAME_S, group: boo
       - a frame entry: label "0 0 1 1 ..." (or a list), one label per `frame_s` seconds from offset (NeMo's
         frame-VAD uses 20 ms); its duration (default: frames x frame_s) must agree with the frame count
         within 2 frames, else pass the frame length the labels were made with;
-      - an entry with "rttm_filepath": the RTTM's speech inside [offset, offset + duration].
+      - an entry with "rttm_filepath": the RTTM's speech inside [offset, offset + duration] (preferred over
+        its "label" when it has both: `fdvad data synth` writes exact 10 ms RTTMs beside 20 ms labels).
     Frame and RTTM entries become one item each (their labels describe exactly that clip).
     Segment entries: with group=True (default) all entries of one audio file become one item covering the
     whole file, speech = the union of its "speech" entries, everything else non-speech (what `fdvad vad -f
@@ -232,7 +233,7 @@ def read_nemo_manifest(path: PathLike, frame_s: float = NEMO_FRAME_S, group: boo
         meta = {k: v for k, v in entry.items() if k not in _MANIFEST_CORE}
         label = entry.get("label")
 
-        if "rttm_filepath" in entry and label is None:
+        if "rttm_filepath" in entry:  # the RTTM is the finer of the two when an entry has both
             items.append(_rttm_entry(entry, audio, offset, duration, meta, base, where))
             continue
         if label is None or label == "infer":

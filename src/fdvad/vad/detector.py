@@ -108,8 +108,13 @@ class VAD:
         onset/threshold, offset/neg_threshold, pad_onset, pad_offset, speech_pad_ms, min_duration_on,
         min_speech_duration_ms, min_duration_off, min_silence_duration_ms, filter_speech_first,
         max_speech_duration_s."""
-        config = self.postprocess.replace(**options) if options else self.postprocess
         probs, duration_s = self.probs_and_duration(audio, sample_rate, progress)
+        return self.segments_from_probs(probs, duration_s, **options)
+
+    def segments_from_probs(self, probs: np.ndarray, duration_s: float | None = None, **options) -> list[Segment]:
+        """Speech segments from probabilities `speech_probs` gave, with this VAD's post-processing (`options`
+        override it as in `__call__`): scoring once and post-processing many times is how tuning works."""
+        config = self.postprocess.replace(**options) if options else self.postprocess
         return postprocess(probs, self.hop_s, config, duration_s=duration_s)
 
 

@@ -1,0 +1,181 @@
+"""`fdvad eval` and `fdvad compare`: score VADs on a labelled corpus, print a table, write JSON and plots."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import ConfigError, FdvadError, OutputExistsError
+
+OUT_FILES = {"eval": ("eval.json", "roc.png", "pr.png"), "compare": ("compare.json", "roc.png", "pr.png")}
+
+
+def _error(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+
+
+def _prepare_out(out: str, names: tuple[str, ...], overwrite: bool) -> Path:
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file; give a folder")
+    if not folder.parent.is_dir():
+        raise ConfigError(f"the parent folder of --out ({folder.parent}) does not exist")
+    existing = [str(folder / n) for n in names if (folder / n).exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{', '.join(existing)} already exist(s); pass --overwrite to replace")
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create {folder}: {e.strerror or e}") from None
+    return folder
+
+
+def _items(corpus: str, audio_dir: Optional[str], skip_missing: bool):
+    from ..data.corpora import read_corpus
+
+    items = read_corpus(corpus, audio_dir, skip_missing=skip_missing)
+    if not items:
+        raise ConfigError(f"{corpus} has no items to score")
+    return items
+
+
+def _progress(total: int, label: str):
+    """A callback advancing a rich progress bar on a terminal (None elsewhere), and the bar to stop."""
+    if not sys.stderr.isatty():
+        return None, None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total} items"),
+                   TimeRemainingColumn(), transient=True)
+    bar.start()
+    task = bar.add_task(label, total=total)
+    return (lambda done: bar.update(task, completed=done)), bar
+
+
+def _fmt(value, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f}%" if pct else f"{value:.4f}"
+
+
+def print_table(rows: dict[str, dict], speed: dict[str, float | None] | None = None, title: str = "") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title or None)
+    for col in ("system", "AUROC", "F1", "precision", "recall", "DetER c0", "DetER c0.25", "FP music-only",
+                "FP noise-only") + (("x real time",) if speed else ()):
+        table.add_column(col, justify="left" if col == "system" else "right")
+    for name, r in rows.items():
+        cells = [name, _fmt(r["auroc"]), _fmt(r["f1"]), _fmt(r["precision"]), _fmt(r["recall"]),
+                 _fmt(r["deter@0"]), _fmt(r["deter@0.25"]), _fmt(r["fp_rate_music_only"], True),
+                 _fmt(r["fp_rate_noise_only"], True)]
+        if speed:
+            cells.append("-" if speed.get(name) is None else f"{speed[name]:.0f}x")
+        table.add_row(*cells)
+    Console(width=160).print(table)
+
+
+def eval_command(
+    model: str = typer.Argument(..., help="default, an fdvad checkpoint (.safetensors) or a NeMo .nemo file."),
+    corpus: str = typer.Argument(..., metavar="MANIFEST_OR_FOLDER",
+                                 help="Labelled audio: NeMo manifest, RTTM folder, AVA CSV or LibriParty JSON."),
+    mode: str = typer.Option("fast", "--mode", help="fast or exact inference."),
+    out: str = typer.Option("fdvad_eval", "--out", help="Folder for eval.json, roc.png and pr.png."),
+    audio_dir: Optional[str] = typer.Option(None, "--audio-dir", help="Where AVA / LibriParty audio is."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Leave out items whose audio is missing."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing result files."),
+) -> None:
+    """Score one model on a labelled corpus: frame AUROC, F1, detection error rate, false positives on
+    music-only and noise-only items, and the same by language / SNR / noise / codec / reverb."""
+    from .evaluate import by_condition, compare_systems, save_curves, summarize
+    from .systems import fdvad_system
+
+    try:
+        folder = _prepare_out(out, OUT_FILES["eval"], overwrite)
+        items = _items(corpus, audio_dir, skip_missing)
+        system = fdvad_system(model, mode, name=f"fdvad {Path(model).stem if model != 'default' else 'default'}")
+        callback, bar = _progress(len(items), "eval")
+        try:
+            results, speed = compare_systems([system], items, progress=callback)
+        finally:
+            if bar is not None:
+                bar.stop()
+        scores = results[system.name]
+        report = {"model": model, "mode": mode, "corpus": corpus, "overall": summarize(scores),
+                  "by_condition": by_condition(scores), "x_real_time_one_thread": speed[system.name]}
+        print_table({system.name: report["overall"]}, speed, title=f"{corpus}: {report['overall']['items']} items, "
+                                                                   f"{report['overall']['hours']:.2f} h")
+        _print_breakdown(report["by_condition"])
+        _write_json(folder / "eval.json", report, overwrite)
+        save_curves(results, folder / "roc.png", folder / "pr.png", title=Path(corpus).name, overwrite=overwrite)
+        typer.echo(f"results -> {folder / 'eval.json'}, {folder / 'roc.png'}, {folder / 'pr.png'}", err=True)
+    except FdvadError as e:
+        _error(str(e))
+        raise typer.Exit(e.exit_code)
+
+
+def compare_command(
+    corpus: str = typer.Argument(..., metavar="MANIFEST_OR_FOLDER",
+                                 help="Labelled audio: NeMo manifest, RTTM folder, AVA CSV or LibriParty JSON."),
+    systems: str = typer.Option("fdvad,silero,webrtc,pocketsphinx", "--systems",
+                                help="Comma-separated: fdvad[:MODEL[:exact]], silero, webrtc[:MODE], "
+                                     "pocketsphinx, tenvad."),
+    out: str = typer.Option("fdvad_compare", "--out", help="Folder for compare.json, roc.png and pr.png."),
+    audio_dir: Optional[str] = typer.Option(None, "--audio-dir", help="Where AVA / LibriParty audio is."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Leave out items whose audio is missing."),
+    no_speed: bool = typer.Option(False, "--no-speed", help="Do not time the systems."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing result files."),
+) -> None:
+    """Score several VADs on the same labelled audio: one table, one ROC plot, each system's speed."""
+    from .evaluate import compare_systems, save_curves, summarize
+    from .systems import make_system
+
+    try:
+        folder = _prepare_out(out, OUT_FILES["compare"], overwrite)
+        items = _items(corpus, audio_dir, skip_missing)
+        chosen = [make_system(spec) for spec in systems.split(",") if spec.strip()]
+        if not chosen:
+            raise ConfigError("--systems names no system")
+        callback, bar = _progress(len(items), "compare")
+        try:
+            results, speed = compare_systems(chosen, items, timed=not no_speed, progress=callback)
+        finally:
+            if bar is not None:
+                bar.stop()
+        rows = {name: summarize(scores) for name, scores in results.items()}
+        print_table(rows, None if no_speed else speed,
+                    title=f"{corpus}: {rows[chosen[0].name]['items']} items, {rows[chosen[0].name]['hours']:.2f} h")
+        report = {"corpus": corpus, "systems": {name: {**rows[name], "x_real_time_one_thread": speed[name],
+                                                       "binary": s.binary} for name, s in zip(results, chosen)}}
+        _write_json(folder / "compare.json", report, overwrite)
+        save_curves(results, folder / "roc.png", folder / "pr.png", title=Path(corpus).name, overwrite=overwrite)
+        typer.echo(f"results -> {folder / 'compare.json'}, {folder / 'roc.png'}, {folder / 'pr.png'}", err=True)
+    except FdvadError as e:
+        _error(str(e))
+        raise typer.Exit(e.exit_code)
+
+
+def _write_json(path: Path, data: dict, overwrite: bool) -> None:
+    from ..fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n", overwrite=overwrite)
+
+
+def _print_breakdown(groups: dict[str, dict[str, dict]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=160)
+    for cond, per in groups.items():
+        table = Table(title=f"by {cond}")
+        for col in (cond, "items", "hours", "AUROC", "F1", "DetER c0", "FP no-speech"):
+            table.add_column(col, justify="left" if col == cond else "right")
+        for group, r in per.items():
+            table.add_row(group, str(r["items"]), f"{r['hours']:.3f}", _fmt(r["auroc"]), _fmt(r["f1"]),
+                          _fmt(r["deter@0"]), _fmt(r["fp_rate_no_speech"], True))
+        console.print(table)
