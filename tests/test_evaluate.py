@@ -148,3 +148,57 @@ def test_eval_and_compare_commands(tmp_path, speech_recording):
         rc, out, err = _cli(*args)
         lines = [line for line in err.splitlines() if line.strip()]
         assert rc != 0 and len(lines) == 1 and message in lines[0] and "Traceback" not in err, err
+
+
+def test_tune_finds_the_threshold_between_speech_and_a_loud_noise():
+    from fdvad.eval.tune import DevItem, tune
+    from fdvad.vad.postprocess import PostprocessConfig
+
+    class Stub:
+        hop_s = 0.08
+        postprocess = PostprocessConfig()  # onset 0.5: the 0.6 noise burst counts as speech
+
+    probs = np.full(50, 0.1)
+    probs[10:20] = 0.75  # speech: [0.8, 1.6) s
+    probs[30:40] = 0.6  # a noise burst
+    truth = np.zeros(400, bool)
+    truth[80:160] = True
+    dev = [DevItem(probs, 4.0, truth)]
+    best, scores, start = tune(Stub(), dev, "f1")
+    assert start["f1"] < 0.9 and scores["f1"] == pytest.approx(1.0)
+    assert 0.6 <= best.onset < 0.75 and best.offset <= best.onset and best.pad_onset == best.pad_offset == 0
+    best_d, scores_d, _ = tune(Stub(), dev, "deter")
+    assert scores_d["deter"] == pytest.approx(0.0)
+    with pytest.raises(ConfigError, match="objective"):
+        tune(Stub(), dev, "auc")
+    with pytest.raises(ConfigError, match="no speech"):
+        tune(Stub(), [DevItem(probs, 4.0, np.zeros(400, bool))])
+
+
+def test_tune_command_writes_only_when_asked(tmp_path, speech_recording, random_checkpoint):
+    import shutil
+
+    import yaml
+
+    corpus = _corpus(tmp_path, speech_recording)
+    model = tmp_path / "m.safetensors"
+    shutil.copy(random_checkpoint, model)
+    shutil.copy(random_checkpoint.with_suffix(".yaml"), model.with_suffix(".yaml"))
+    before = model.with_suffix(".yaml").read_text()
+    rc, out, err = _cli("tune", model, corpus)
+    assert rc == 0, err
+    assert "tuned:" in out and model.with_suffix(".yaml").read_text() == before  # nothing written
+    rc, out, err = _cli("tune", model, corpus, "--objective", "deter", "--write")
+    assert rc == 0, err
+    config = yaml.safe_load(model.with_suffix(".yaml").read_text())
+    assert config["tuning"]["postprocess"]["objective"] == "deter" and config["format"] == "fdvad-vad-1"
+    tuned = out.split("tuned:")[1]
+    assert f"onset {config['postprocess']['onset']:g}," in tuned
+    rc, out, err = _cli("tune", "default", corpus, "--save-as", tmp_path / "d.safetensors")
+    assert rc == 0, err and (tmp_path / "d.yaml").is_file()
+    for args, message in ((("tune", "default", corpus, "--write"), "--save-as"),
+                          (("tune", "default", corpus, "--save-as", tmp_path / "d.safetensors"), "exists"),
+                          (("tune", model, corpus, "--objective", "auc"), "objective")):
+        rc, out, err = _cli(*args)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert rc != 0 and len(lines) == 1 and message in lines[0] and "Traceback" not in err, err

@@ -144,10 +144,11 @@ def _probs_with_progress(detector, inp: str, show: bool):
 
 
 def _register_eval_commands() -> None:
-    from .eval.commands import compare_command, eval_command
+    from .eval.commands import compare_command, eval_command, tune_command
 
     app.command("eval")(eval_command)
     app.command("compare")(compare_command)
+    app.command("tune")(tune_command)
 
 
 _register_eval_commands()

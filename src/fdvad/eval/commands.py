@@ -160,6 +160,77 @@ def compare_command(
         raise typer.Exit(e.exit_code)
 
 
+def tune_command(
+    model: str = typer.Argument(..., help="default, an fdvad checkpoint (.safetensors) or a NeMo .nemo file."),
+    corpus: str = typer.Argument(..., metavar="DEV_MANIFEST_OR_FOLDER",
+                                 help="Labelled dev audio (not the test set): manifest, RTTM folder, AVA CSV, ..."),
+    objective: str = typer.Option("f1", "--objective", help="f1 (highest frame F1) or deter (lowest detection "
+                                                            "error rate)."),
+    mode: str = typer.Option("fast", "--mode", help="fast or exact inference."),
+    write: bool = typer.Option(False, "--write", help="Write the tuned settings into MODEL's own .yaml."),
+    save_as: Optional[str] = typer.Option(None, "--save-as", help="Write a copy of the model with the tuned "
+                                                                 "settings as its defaults (NAME.safetensors)."),
+    audio_dir: Optional[str] = typer.Option(None, "--audio-dir", help="Where AVA / LibriParty audio is."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let --save-as replace an existing model."),
+) -> None:
+    """Search onset/offset/pads/min durations for the best F1 or lowest detection error rate on a dev set,
+    and (with --write or --save-as) make them the model's defaults."""
+    import yaml
+
+    from ..fileio import atomic_write_text
+    from ..models.checkpoint import config_path_for, read_config, save_checkpoint
+    from ..vad.detector import load_vad
+    from .tune import OBJECTIVES, postprocess_section, score_dev_set, tune
+
+    try:
+        if objective not in OBJECTIVES:
+            raise ConfigError(f"--objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
+        if write and (model == "default" or not model.endswith(".safetensors")):
+            raise ConfigError("--write changes an fdvad checkpoint's .yaml; for the default model or a .nemo "
+                              "file use --save-as NEW.safetensors")
+        if save_as is not None:
+            if not save_as.endswith(".safetensors"):
+                raise ConfigError(f"--save-as wants a NAME.safetensors path, got {save_as}")
+            for p in (Path(save_as), config_path_for(save_as)):
+                if p.exists() and not overwrite:
+                    raise OutputExistsError(f"{p} already exists; pass --overwrite to replace it")
+        vad = load_vad(model, mode=mode)
+        items = _items(corpus, audio_dir, False)
+        callback, bar = _progress(len(items), "scoring")
+        try:
+            dev = score_dev_set(vad, items, progress=callback)
+        finally:
+            if bar is not None:
+                bar.stop()
+        best, scores, start = tune(vad, dev, objective, progress=lambda line: typer.echo(line, err=True))
+        section = postprocess_section(best)
+        typer.echo(f"before: F1 {start['f1']:.4f}  DetER {start['deter']:.4f}  ({_settings(vad.postprocess)})")
+        typer.echo(f"tuned:  F1 {scores['f1']:.4f}  DetER {scores['deter']:.4f}  ({_settings(best)})")
+        if write:
+            full = read_config(model)
+            full["postprocess"] = section
+            full.setdefault("tuning", {})["postprocess"] = {"dev": corpus, "objective": objective,
+                                                            "f1": round(scores["f1"], 4),
+                                                            "deter": round(scores["deter"], 4)}
+            atomic_write_text(config_path_for(model), yaml.safe_dump(full, sort_keys=False))
+            typer.echo(f"wrote the tuned settings into {config_path_for(model)}", err=True)
+        if save_as is not None:
+            config = {k: v for k, v in vad.config.items() if k not in ("format", "model")}
+            config["postprocess"] = section
+            config["tuning"] = {"from": model, "dev": corpus, "objective": objective,
+                                "f1": round(scores["f1"], 4), "deter": round(scores["deter"], 4)}
+            save_checkpoint(save_as, vad.model, config)
+            typer.echo(f"wrote {save_as} and {config_path_for(save_as)}", err=True)
+    except FdvadError as e:
+        _error(str(e))
+        raise typer.Exit(e.exit_code)
+
+
+def _settings(config) -> str:
+    return (f"onset {config.onset:g}, offset {config.offset:g}, pads {config.pad_onset:g}/{config.pad_offset:g} s, "
+            f"min on {config.min_duration_on:g} s, min off {config.min_duration_off:g} s")
+
+
 def _write_json(path: Path, data: dict, overwrite: bool) -> None:
     from ..fileio import atomic_write_text
 
