@@ -149,6 +149,9 @@ def _register_eval_commands() -> None:
     app.command("eval")(eval_command)
     app.command("compare")(compare_command)
     app.command("tune")(tune_command)
+    from .train.commands import train_command
+
+    app.command("train")(train_command)
 
 
 _register_eval_commands()

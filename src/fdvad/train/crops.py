@@ -4,11 +4,16 @@ Any corpus reader's items work (`fdvad.data.corpora.read_corpus`). Items are dra
 length, so every second of audio is equally likely; a crop longer than its item is zero-padded (the padding
 is non-speech). 16 kHz WAV/FLAC files are read by seeking (only the crop is decoded); anything else is decoded
 whole once and kept in a small cache.
+
+`CropSampler.sample(rng, batch)` serves hand-written loops (recipes/corpus_model.py); `CropDataset` is the same
+as a map-style dataset for DataLoaders and Lightning: crop i of epoch e is drawn from its own generator
+seeded by (seed, e, i), so runs are reproducible whatever the number of workers or processes.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -42,19 +47,27 @@ class CropSampler:
     def hours(self) -> float:
         return float(self.durations.sum() / 3600)
 
+    def crop(self, rng: np.random.Generator, max_shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """One crop: (audio float32 (crop samples,), labels float32 0/1 (crop frames,)). With max_shift > 0 the
+        audio is read up to that many samples earlier or later than its labels say (NeMo's time shift)."""
+        n = self.crop_frames
+        audio = np.zeros(n * self.hop, np.float32)
+        labels = np.zeros(n, np.float32)
+        i = int(rng.choice(len(self.items), p=self.weights))
+        fr = self.frames[i]
+        first = int(rng.integers(0, max(1, len(fr) - n + 1)))
+        m = min(n, len(fr) - first)
+        labels[:m] = fr[first:first + m]
+        shift = int(rng.integers(-max_shift, max_shift + 1)) if max_shift > 0 else 0
+        start = max(0, first * self.hop + shift)
+        clip = self._read(self.items[i], start, m * self.hop)
+        audio[:len(clip)] = clip
+        return audio, labels
+
     def sample(self, rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(audio (B, crop samples) float32, frame labels (B, crop frames) float32 0/1)."""
-        n = self.crop_frames
-        audio = np.zeros((batch_size, n * self.hop), np.float32)
-        labels = np.zeros((batch_size, n), np.float32)
-        for b, i in enumerate(rng.choice(len(self.items), size=batch_size, p=self.weights)):
-            fr = self.frames[i]
-            first = int(rng.integers(0, max(1, len(fr) - n + 1)))
-            m = min(n, len(fr) - first)
-            labels[b, :m] = fr[first:first + m]
-            clip = self._read(self.items[i], first * self.hop, m * self.hop)
-            audio[b, :len(clip)] = clip
-        return torch.from_numpy(audio), torch.from_numpy(labels)
+        pairs = [self.crop(rng) for _ in range(batch_size)]
+        return (torch.from_numpy(np.stack([a for a, _ in pairs])), torch.from_numpy(np.stack([f for _, f in pairs])))
 
     def _read(self, item: LabelledAudio, start: int, length: int) -> np.ndarray:
         first = int(round(item.offset * self.sample_rate)) + start
@@ -72,3 +85,30 @@ class CropSampler:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(path)
         return self._cache[path][first:first + length]
+
+
+class CropDataset(torch.utils.data.Dataset):
+    """`length` random crops per epoch; item i of epoch e is the same crop in every run with the same seed."""
+
+    def __init__(self, sampler: CropSampler, length: int, seed: int = 0,
+                 augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+                 max_shift: int = 0):
+        self.sampler = sampler
+        self.length = length
+        self.seed = seed
+        self.augment = augment
+        self.max_shift = max_shift
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        audio, labels = self.sampler.crop(rng, self.max_shift)
+        if self.augment is not None:
+            audio = self.augment(audio, rng)
+        return torch.from_numpy(audio), torch.from_numpy(labels)

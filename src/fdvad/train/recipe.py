@@ -1,0 +1,227 @@
+"""Training recipes: a small YAML file read into dataclasses, every key and type checked before training.
+
+    fdvad train recipes/tiny.yaml train.steps=200 optim.lr=0.005
+
+A recipe has five sections (all optional, defaults below) plus `out`, the run folder. Overrides are
+`SECTION.KEY=VALUE` with VALUE parsed as YAML (numbers, true/false, null, [lists]).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import ConfigError
+
+
+@dataclass
+class ModelSection:
+    name: str = "marblenet_3x2x64"  # a registered model (fdvad.models.list_models())
+    overrides: dict = field(default_factory=dict)  # architecture options, e.g. {drop_path: 0.1}
+    init: str | None = None  # start from these weights: an fdvad .safetensors or a NeMo .nemo
+
+
+@dataclass
+class DataSection:
+    train: str = ""  # a labelled corpus: NeMo manifest, RTTM folder, AVA CSV, LibriParty JSON or synth folder
+    validation: str | None = None  # the same kinds; None: no validation
+    labels: str = "frame"  # frame: crops with 10 ms labels; segment: 0.63 s windows, one label each
+    window_label_rule: str = "centre"  # segment labels: centre or majority (corpora.WindowDataset)
+    crop_s: float = 4.0  # frame training: crop length
+    max_validation_items: int | None = None  # score at most this many validation items (None: all)
+    noise: str | None = None  # a folder of noise audio or a corpus whose audio is mixed in as background
+    noise_prob: float = 0.0  # probability of mixing noise into a crop
+    snr_db: list = field(default_factory=lambda: [0.0, 20.0])
+    gain_prob: float = 0.0  # probability of a random gain
+    gain_db: list = field(default_factory=lambda: [-10.0, 10.0])
+    white_noise_prob: float = 1.0  # NeMo: white noise at -90..-46 dB on every example
+    white_noise_db: list = field(default_factory=lambda: [-90.0, -46.0])
+    time_shift_s: float = 0.005  # NeMo: audio shifted by up to +-5 ms against its labels
+    freq_masks: int = 2  # SpecAugment (NeMo segment config: 2 x 15 bins, 2 x 25 frames)
+    freq_width: int = 15
+    time_masks: int = 2
+    time_width: int = 25
+    spec_augment_prob: float = 1.0
+    num_workers: int = 0
+
+
+@dataclass
+class OptimSection:
+    name: str = "sgd"  # sgd (NeMo's recipe) or adamw
+    lr: float = 0.01
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.001
+    betas: list = field(default_factory=lambda: [0.9, 0.999])  # adamw only
+    schedule: str = "warmup_hold_poly"  # NeMo's PolynomialHoldDecayAnnealing, or cosine, or constant
+    warmup_ratio: float = 0.05
+    hold_ratio: float = 0.45
+    min_lr: float = 0.001
+    power: float = 2.0
+
+
+@dataclass
+class TrainSection:
+    steps: int = 1000
+    batch_size: int = 32
+    val_every: int = 250  # validate (and checkpoint) every this many steps
+    grad_clip: float = 1.0  # 0: off
+    exact_loss_weight: float = 0.5  # frame training: weight of the isolated-window loss
+    precision: str = "32-true"  # Lightning precision: 32-true, bf16-mixed, 16-mixed
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto, ddp, ddp_spawn, ...
+    seed: int = 0
+    threads: int | None = None  # torch CPU threads per process (None: torch's default)
+
+
+@dataclass
+class CorpusSection:
+    """Make (or complete) a synthetic corpus with `fdvad data synth` before training; data.train and
+    data.validation then default to its train and validation splits."""
+
+    out: str | None = None  # None: no corpus is made
+    hours: float | None = None
+    items: int | None = None
+    seed: int = 1
+    jobs: int = 1
+
+
+@dataclass
+class Recipe:
+    out: str = "runs/train"
+    corpus: CorpusSection = field(default_factory=CorpusSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+
+    def validate(self) -> Recipe:
+        d, o, t, c = self.data, self.optim, self.train, self.corpus
+        if c.out:
+            if (c.hours is None) == (c.items is None):
+                raise ConfigError("corpus: give either corpus.hours or corpus.items")
+            if (c.hours is not None and not c.hours > 0) or (c.items is not None and not c.items > 0) or c.jobs < 1:
+                raise ConfigError("corpus.hours / corpus.items / corpus.jobs must be > 0")
+            d.train = d.train or c.out
+            d.validation = d.validation or c.out
+        if not d.train:
+            raise ConfigError("data.train: give the training corpus (a manifest, an RTTM folder or a synth folder)")
+        _choice("data.labels", d.labels, ("frame", "segment"))
+        _choice("data.window_label_rule", d.window_label_rule, ("centre", "majority"))
+        _choice("optim.name", o.name, ("sgd", "adamw"))
+        _choice("optim.schedule", o.schedule, ("warmup_hold_poly", "cosine", "constant"))
+        for name, value in (("data.noise_prob", d.noise_prob), ("data.gain_prob", d.gain_prob),
+                            ("data.white_noise_prob", d.white_noise_prob),
+                            ("data.spec_augment_prob", d.spec_augment_prob), ("optim.warmup_ratio", o.warmup_ratio),
+                            ("optim.hold_ratio", o.hold_ratio)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be within 0..1, got {value}")
+        if o.warmup_ratio + o.hold_ratio > 1.0:
+            raise ConfigError("optim.warmup_ratio + optim.hold_ratio must be at most 1")
+        for name, pair in (("data.snr_db", d.snr_db), ("data.gain_db", d.gain_db),
+                           ("data.white_noise_db", d.white_noise_db), ("optim.betas", o.betas)):
+            if len(pair) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair) \
+                    or pair[0] > pair[1]:
+                raise ConfigError(f"{name} must be [low, high] numbers with low <= high, got {pair}")
+        for name, value in (("optim.lr", o.lr), ("data.crop_s", d.crop_s), ("train.steps", t.steps),
+                            ("train.batch_size", t.batch_size), ("train.val_every", t.val_every),
+                            ("train.num_nodes", t.num_nodes)):
+            if not value > 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+        if d.noise_prob > 0 and not d.noise:
+            raise ConfigError("data.noise_prob > 0 needs data.noise (a folder of noise audio or a corpus)")
+        if o.min_lr > o.lr:
+            raise ConfigError(f"optim.min_lr ({o.min_lr}) must not exceed optim.lr ({o.lr})")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+
+
+def _type_ok(value, annotation) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (str, bool, list, dict):
+        return isinstance(value, annotation)
+    return True
+
+
+def _type_name(annotation) -> str:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    return {type(None): "null", float: "number", int: "integer", str: "text", bool: "true/false",
+            list: "list", dict: "mapping"}.get(annotation, str(annotation))
+
+
+def _build(cls, data, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'the recipe'} must be a mapping of keys to values, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in known:
+            raise ConfigError(f"unknown recipe key {path!r}; known keys here: {', '.join(sorted(known))}")
+        annotation = hints[key]
+        if dataclasses.is_dataclass(annotation):
+            values[key] = _build(annotation, value if value is not None else {}, path)
+            continue
+        if not _type_ok(value, annotation):
+            raise ConfigError(f"recipe key {path!r} must be {_type_name(annotation)}, got {value!r}")
+        values[key] = float(value) if annotation is float else value
+    return cls(**values)
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    key, eq, raw = text.partition("=")
+    if not eq or not key.strip():
+        raise ConfigError(f"an override is SECTION.KEY=VALUE, got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] = ()) -> Recipe:
+    """The recipe in `path` (None: all defaults) with `overrides` applied, checked; ConfigError names any bad key.
+    Relative paths in a recipe file are relative to the current folder (where fdvad train runs)."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"recipe not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a recipe is a mapping of sections (model, data, optim, train, out)")
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {k} is not a section")
+        node[keys[-1]] = value
+    return _build(Recipe, data, "").validate()

@@ -1,0 +1,219 @@
+"""`fdvad train`: build data, model and Lightning Trainer from a recipe, train, and export the result.
+
+The run folder (`recipe.out`) holds:
+  recipe.yaml                 the recipe as run (with overrides applied)
+  checkpoints/last.ckpt       Lightning's training state (weights, optimiser, schedule, loop counters): --resume
+  model.safetensors + .yaml   the trained model in fdvad's checkpoint format (what load_vad and eval read)
+  metrics.json                validation AUROC / F1 after every validation round
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.corpora import LabelledAudio, WindowDataset, frame_labels, read_corpus
+from ..errors import CheckpointError, ConfigError
+from ..features import FeatureConfig, FeatureExtractor
+from ..fileio import atomic_write_text
+from ..models import create_model
+from ..models.checkpoint import save_checkpoint
+from .augment import Augmenter, noise_files
+from .crops import CropDataset, CropSampler
+from .recipe import Recipe
+
+DEFAULT_POSTPROCESS = {"onset": 0.5, "offset": 0.35, "pad_onset": 0.03, "pad_offset": 0.03,
+                       "min_duration_on": 0.1, "min_duration_off": 0.25, "filter_speech_first": True}
+
+
+def _corpus(path: str, split: str) -> list[LabelledAudio]:
+    """A corpus path; a `fdvad data synth` folder means its `split` subfolder."""
+    p = Path(path)
+    if p.is_dir() and (p / split / "manifest.json").is_file():
+        p = p / split / "manifest.json"
+    items = read_corpus(p)
+    if not items:
+        raise ConfigError(f"{path} has no items")
+    return items
+
+
+def build_model(recipe: Recipe) -> tuple[torch.nn.Module, dict]:
+    """The recipe's model, with its init weights if it names some; (model, config of the init checkpoint)."""
+    m = recipe.model
+    model = create_model(m.name, **m.overrides)
+    if not m.init:
+        return model, {}
+    path = Path(m.init)
+    if path.suffix == ".nemo":
+        from ..models.nemo import load_nemo
+
+        source, config = load_nemo(path)
+    elif path.suffix == ".safetensors":
+        from ..models.checkpoint import load_checkpoint
+
+        source, config = load_checkpoint(path)
+    else:
+        raise CheckpointError(f"model.init: {path} is neither an fdvad .safetensors nor a NeMo .nemo file")
+    ours, theirs = model.state_dict(), source.state_dict()
+    mismatched = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
+    extra = [k for k in theirs if k not in ours]
+    if mismatched or extra:
+        arch = (config.get("model") or {}).get("config") or {}
+        raise CheckpointError(
+            f"model.init: {path} holds another architecture than {m.name} "
+            f"({len(mismatched)} tensors missing or of other shapes, e.g. {(mismatched or extra)[0]!r}"
+            + (f"; its config: {arch}" if arch else "") + ")")
+    model.load_state_dict(theirs)
+    return model, config
+
+
+class _WholeItems(torch.utils.data.Dataset):
+    """Validation items whole: (audio, 10 ms frame labels)."""
+
+    def __init__(self, items: list[LabelledAudio]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):
+        from ..eval.evaluate import load_item_audio
+
+        audio = load_item_audio(self.items[i])
+        labels = frame_labels(self.items[i], 0.01, len(audio) / 16000).astype(np.float32)
+        return torch.from_numpy(audio), torch.from_numpy(labels)
+
+
+class _AugmentedWindows(torch.utils.data.Dataset):
+    def __init__(self, windows: WindowDataset, augment: Augmenter, seed: int):
+        self.windows, self.augment, self.seed, self.epoch = windows, augment, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i):
+        audio, label = self.windows[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        return torch.from_numpy(self.augment(audio.numpy(), rng)), label
+
+
+def _world_size(recipe: Recipe) -> int:
+    devices = recipe.train.devices
+    n = devices if isinstance(devices, int) and devices > 0 else 1
+    return n * recipe.train.num_nodes
+
+
+def train(recipe: Recipe, resume: bool = False, callbacks: list | None = None, progress: bool = True) -> dict:
+    """Train as the recipe says; returns {"model": path, "metrics": [...], "steps": n}."""
+    try:
+        import lightning as L
+        from lightning.pytorch.callbacks import ModelCheckpoint
+    except ImportError:
+        raise ConfigError("training needs Lightning: pip install 'fdvad[train]'") from None
+    from .module import VADTrainingModule
+
+    out = Path(recipe.out)
+    last = out / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise ConfigError(f"--resume: there is no {last} to resume from")
+    if not resume and (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
+        raise ConfigError(f"{out} already holds a training run; pass --resume to continue it, or choose another "
+                          "train.out / out= folder")
+    if not out.parent.is_dir():
+        raise ConfigError(f"the parent folder of the run folder ({out.parent}) does not exist")
+    if recipe.train.threads:
+        torch.set_num_threads(recipe.train.threads)
+    _quiet_lightning()
+    if recipe.corpus.out:
+        from ..data.synth import synthesize_corpus
+
+        c = recipe.corpus
+        synthesize_corpus(c.out, hours=c.hours, items=c.items, seed=c.seed, jobs=c.jobs)
+    L.seed_everything(recipe.train.seed, workers=True, verbose=False)
+
+    t, d = recipe.train, recipe.data
+    model, init_config = build_model(recipe)
+    feature_config = FeatureConfig.from_dict(init_config["features"]) if init_config.get("features") else FeatureConfig()
+    features = FeatureExtractor(feature_config)
+    augment = Augmenter(noise=noise_files(d.noise) if d.noise else None, noise_prob=d.noise_prob,
+                        snr_db=tuple(d.snr_db), gain_prob=d.gain_prob, gain_db=tuple(d.gain_db),
+                        white_noise_prob=d.white_noise_prob, white_noise_db=tuple(d.white_noise_db))
+    train_items = _corpus(d.train, "train")
+    if d.labels == "frame":
+        per_epoch = t.val_every * t.batch_size * _world_size(recipe)
+        train_set = CropDataset(CropSampler(train_items, crop_s=d.crop_s), per_epoch, seed=t.seed,
+                                augment=augment, max_shift=int(round(d.time_shift_s * 16000)))
+    else:
+        train_set = _AugmentedWindows(WindowDataset(train_items, label_rule=d.window_label_rule), augment, t.seed)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=t.batch_size, shuffle=d.labels == "segment",
+                                         num_workers=d.num_workers, drop_last=True,
+                                         persistent_workers=False)
+    val_loader = None
+    if d.validation:
+        val_items = _corpus(d.validation, "validation")[: d.max_validation_items or None]
+        val_loader = torch.utils.data.DataLoader(_WholeItems(val_items), batch_size=1, num_workers=d.num_workers)
+
+    module = VADTrainingModule(model, features, recipe)
+    out.mkdir(exist_ok=True)
+    atomic_write_text(out / "recipe.yaml", _yaml(recipe.to_dict()))
+    history: list[dict] = []
+
+    class _History(L.Callback):
+        def on_validation_end(self, trainer, pl_module):
+            if trainer.sanity_checking:
+                return
+            row = {"step": trainer.global_step, **{k: round(float(v), 5) for k, v in trainer.callback_metrics.items()
+                                                     if k.startswith("val_")}}
+            history.append(row)
+            if trainer.is_global_zero:
+                atomic_write_text(out / "metrics.json", json.dumps(history, indent=1) + "\n")
+
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
+                                 every_n_train_steps=t.val_every)
+    trainer = L.Trainer(
+        max_steps=t.steps, limit_train_batches=t.val_every if d.labels == "segment" else None,
+        val_check_interval=None, check_val_every_n_epoch=1, num_sanity_val_steps=0,
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        precision=t.precision, gradient_clip_val=t.grad_clip or None, callbacks=[checkpoint, _History(),
+                                                                                *(callbacks or [])],
+        logger=False, enable_progress_bar=progress, enable_model_summary=False, default_root_dir=str(out),
+        limit_val_batches=1.0 if val_loader is not None else 0, deterministic=False)
+    if resume and (out / "metrics.json").is_file():
+        history.extend(json.loads((out / "metrics.json").read_text()))
+    trainer.fit(module, loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
+
+    model_path = out / "model.safetensors"
+    if trainer.is_global_zero:
+        config = {
+            "features": features.config.to_dict(),
+            "window": {"window_s": 0.63, "shift_s": 0.08},
+            "postprocess": dict(init_config.get("postprocess") or DEFAULT_POSTPROCESS),
+            "training": {"recipe": recipe.to_dict(), "steps": trainer.global_step,
+                         "train_items": len(train_items)},
+            "scores": {"validation": history[-1] if history else None},
+        }
+        save_checkpoint(model_path, model.cpu().eval(), config)
+    return {"model": str(model_path), "metrics": history, "steps": trainer.global_step}
+
+
+def _quiet_lightning() -> None:
+    """Lightning's start-up notes (no GPU, tips) are noise on a CPU run; its warnings and errors stay."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+
+
+def _yaml(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
