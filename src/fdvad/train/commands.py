@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -22,7 +23,10 @@ def train_command(
     from .run import train
 
     try:
-        loaded = load_recipe(recipe, overrides or [])
+        overrides = list(overrides or [])
+        if recipe is not None and "=" in recipe and not Path(recipe).exists():  # only overrides, no recipe file
+            recipe, overrides = None, [recipe, *overrides]
+        loaded = load_recipe(recipe, overrides)
         result = train(loaded, resume=resume, progress=not no_progress)
         last = result["metrics"][-1] if result["metrics"] else {}
         scores = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "step")

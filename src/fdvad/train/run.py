@@ -174,8 +174,10 @@ def train(recipe: Recipe, resume: bool = False, callbacks: list | None = None, p
             if trainer.is_global_zero:
                 atomic_write_text(out / "metrics.json", json.dumps(history, indent=1) + "\n")
 
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
-                                 every_n_train_steps=t.val_every)
+    # one "epoch" is val_every steps; the checkpoint follows its validation, so a resumed run never skips one
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="{step}", save_last="link", save_top_k=1,
+                                 every_n_epochs=1,
+                                 save_on_train_epoch_end=val_loader is None)
     trainer = L.Trainer(
         max_steps=t.steps, limit_train_batches=t.val_every if d.labels == "segment" else None,
         val_check_interval=None, check_val_every_n_epoch=1, num_sanity_val_steps=0,
