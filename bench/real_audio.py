@@ -44,7 +44,7 @@ def _systems(args):
     systems = {}
     for spec in filter(None, args.models.split(",")):
         vad = fdvad.load_vad(spec, mode="fast")
-        name = "fdvad " + (spec if spec == "default" else Path(spec).stem)
+        name = f"fdvad {spec}"
         systems[name] = lambda audio, v=vad: frame_mask(v(audio, SR), len(audio) // 160)
     if not args.no_silero:
         from silero_vad import get_speech_timestamps, load_silero_vad

@@ -1,0 +1,156 @@
+"""Write a model card from a finished `make model` run, and (with --install) copy the model in as the default.
+
+    python scripts/model_card.py runs/default [--install src/fdvad/weights]
+
+Reads RUN/model.yaml (recipe, training steps, tuned post-processing), RUN/metrics.json (validation rounds),
+RUN/eval-test/eval.json and RUN/eval-unseen/eval.json (`fdvad eval`), RUN/compare-test/compare.json and
+RUN/compare-unseen/compare.json (`fdvad compare`) and RUN/real_audio.json (`bench/real_audio.py`); every
+number in the card comes from those files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def _load(path: Path):
+    if not path.is_file():
+        sys.exit(f"error: {path} is missing; run `make model` to the end first")
+    return json.loads(path.read_text(encoding="utf-8")) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+
+
+def _f(v, pct=False):
+    if v is None:
+        return "-"
+    return f"{100 * v:.2f} %" if pct else f"{v:.4f}"
+
+
+def compare_table(report: dict) -> str:
+    rows = ["| system | AUROC | F1 | precision | recall | DetER c0 | DetER c0.25 | FP music-only | FP noise-only | x real time |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in report["systems"].items():
+        label = "**fdvad default (this model)**" if name.startswith("fdvad") else name
+        speed = r.get("x_real_time_one_thread")
+        rows.append(f"| {label} | {_f(r['auroc'])} | {_f(r['f1'])} | {_f(r['precision'])} | {_f(r['recall'])} | "
+                    f"{_f(r['deter@0'])} | {_f(r['deter@0.25'])} | {_f(r['fp_rate_music_only'], True)} | "
+                    f"{_f(r['fp_rate_noise_only'], True)} | {'-' if speed is None else f'{speed:.0f}'} |")
+    return "\n".join(rows)
+
+
+def breakdown(report: dict, condition: str) -> str:
+    per = report["by_condition"].get(condition, {})
+    return ", ".join(f"{group}: {_f(r['auroc'])}" for group, r in per.items() if r["auroc"] is not None)
+
+
+def real_table(real: dict) -> str:
+    rows = ["| system | phone call: miss | false alarm | DetER | spoken words: miss | real effects: % of time called speech | real music: % of time called speech |",
+            "|---|---|---|---|---|---|---|"]
+    for name, r in real.items():
+        p = r["pyannote_sample"]
+        rows.append(f"| {name} | {p['miss']:.3f} | {p['false_alarm']:.3f} | {p['miss'] + p['false_alarm']:.3f} | "
+                    f"{r['spoken_words']['miss']:.3f} | {100 * r['non_speech_effects']['speech_fraction']:.1f} % | "
+                    f"{100 * r['non_speech_music']['speech_fraction']:.1f} % |")
+    return "\n".join(rows)
+
+
+def card(run: Path) -> str:
+    config = _load(run / "model.yaml")
+    history = _load(run / "metrics.json")
+    ev_test, ev_unseen = _load(run / "eval-test" / "eval.json"), _load(run / "eval-unseen" / "eval.json")
+    cmp_test, cmp_unseen = _load(run / "compare-test" / "compare.json"), _load(run / "compare-unseen" / "compare.json")
+    real = _load(run / "real_audio.json")
+    recipe = config["training"]["recipe"]
+    pp = config["postprocess"]
+    tuning = config.get("tuning", {}).get("postprocess", {})
+    m = config["model"]["config"]
+    silero = next((r for n, r in cmp_test["systems"].items() if n == "silero"), None)
+    ours = next(r for n, r in cmp_test["systems"].items() if n.startswith("fdvad"))
+    verdict = ""
+    if silero is not None:
+        if ours["auroc"] >= silero["auroc"]:
+            verdict = (f"On the synthetic test split its frame AUROC ({ours['auroc']:.4f}) is at or above Silero VAD's "
+                       f"({silero['auroc']:.4f}).")
+        else:
+            verdict = (f"On the synthetic test split its frame AUROC ({ours['auroc']:.4f}) is below Silero VAD's "
+                       f"({silero['auroc']:.4f}); see Limits.")
+    c, o, t, d = recipe["corpus"], recipe["optim"], recipe["train"], recipe["data"]
+    return f"""# fdvad default VAD model (`default.safetensors`)
+
+MarbleNet-{m['num_blocks']}x{m['repeats']}x{m['channels']} on 80-band log-mel (NeMo front end), classifying 0.63 s
+windows every 0.08 s as speech / non-speech, trained on CPU on a corpus made here by `fdvad data synth`.
+{verdict}
+
+## How it was made
+`make model` (on 2 CPU cores, no GPU), which runs:
+```
+fdvad train recipes/default.yaml                      # makes the corpus, then trains
+fdvad tune runs/default/model.safetensors runs/default-corpus/validation/manifest.json --objective f1 --write
+fdvad eval / fdvad compare on the test and unseen-language splits, bench/real_audio.py, scripts/model_card.py
+```
+- corpus: `fdvad data synth --hours {c['hours']} --seed {c['seed']}` (docs/data.md): TTS speech in 15 languages
+  (espeak-ng, flite, festival voices) over real package recordings, game music and MIDI rendered through GM
+  soundfonts, generated noises, synthesised human non-speech sounds and babble, SNR -5..30 dB, reverb,
+  band-limiting, codecs; {config['training']['train_items']} training items; labels exact to 10 ms;
+- training: {config['training']['steps']} steps of {t['batch_size']} random {d['crop_s']:g} s crops, {o['name']} lr {o['lr']:g}
+  ({o['schedule']}, warmup {o['warmup_ratio']:g}, down to {o['min_lr']:g}), weight decay {o['weight_decay']:g}, gradient
+  clipping {t['grad_clip']:g}; fast (pooled) + isolated-window losses; SpecAugment {d['freq_masks']} x {d['freq_width']} bins,
+  {d['time_masks']} x {d['time_width']} frames; white noise {d['white_noise_db'][0]:g}..{d['white_noise_db'][1]:g} dB; time shift +-{1000 * d['time_shift_s']:g} ms;
+- validation window AUROC during training: {", ".join(f"step {h['step']}: {h.get('val_auroc', float('nan')):.4f}" for h in history)};
+- post-processing tuned for {tuning.get('objective', '?')} on the validation split: onset {pp['onset']:g}, offset {pp['offset']:g},
+  pads {pp['pad_onset']:g} / {pp['pad_offset']:g} s, min speech {pp['min_duration_on']:g} s, min silence {pp['min_duration_off']:g} s
+  (validation F1 {tuning.get('f1', float('nan')):.4f}, detection error rate {tuning.get('deter', float('nan')):.4f}).
+
+## What it scores
+
+Synthetic test split (voices, sentences and recordings never seen in training; {ev_test['overall']['items']} items,
+{ev_test['overall']['hours']:.2f} h), `fdvad compare`, 10 ms frames, each system's default post-processing:
+
+{compare_table(cmp_test)}
+
+Unseen-language split ({", ".join(sorted(ev_unseen['by_condition'].get('language', {})))}; {ev_unseen['overall']['items']} items, {ev_unseen['overall']['hours']:.2f} h):
+
+{compare_table(cmp_unseen)}
+
+AUROC on the test split by SNR: {breakdown(ev_test, 'snr')}.
+By background: {breakdown(ev_test, 'noise_kind')}.
+By codec: {breakdown(ev_test, 'codec')}. By reverb: {breakdown(ev_test, 'reverb')}.
+(Full breakdowns, ROC and PR curves: `fdvad eval` writes them; `make model` keeps them in runs/default/.)
+
+Real audio (`python bench/real_audio.py`; docs/data.md explains the three sets):
+
+{real_table(real)}
+
+## Limits
+Trained on synthetic speech only: on real speech it misses more than Silero VAD (see the real-audio table);
+real-speech teachers (Silero distillation) and Feature Distillation are the next steps. Licence: Apache-2.0,
+like fdvad; the TTS engines and the packages whose recordings were mixed in were used as tools, none of their
+data is shipped.
+"""
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", help="the run folder of `make model` (runs/default)")
+    ap.add_argument("--install", help="copy model.safetensors/.yaml there as default.* and write default.md")
+    args = ap.parse_args(argv)
+    run = Path(args.run)
+    text = card(run)
+    if args.install:
+        target = Path(args.install)
+        shutil.copyfile(run / "model.safetensors", target / "default.safetensors")
+        shutil.copyfile(run / "model.yaml", target / "default.yaml")
+        (target / "default.md").write_text(text, encoding="utf-8")
+        print(f"installed {run / 'model.safetensors'} as {target / 'default.safetensors'} with its card")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
