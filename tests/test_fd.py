@@ -152,3 +152,67 @@ def test_a_hugging_face_vit_is_distilled_with_the_same_api():
                               student_layer=last_block, teacher_channels_dim=-1, student_channels_dim=-1,
                               teacher_norm="layernorm")
     assert hooked(images).target.shape == (2, 32, 17)
+
+
+def test_layer_wise_lr_decay_groups():
+    from fdvad.train.module import param_groups
+
+    model = create_model("marblenet_3x2x64")
+    n = len(model.encoder)
+    groups = param_groups(model, weight_decay=0.05, layer_decay=0.5)
+    scale = {}
+    for g in groups:
+        for p in g["params"]:
+            scale[id(p)] = (g["lr_scale"], g["weight_decay"])
+    for name, p in model.named_parameters():
+        s, wd = scale[id(p)]
+        if name.startswith("encoder."):
+            assert s == 0.5 ** (n - int(name.split(".")[1])), name  # the stem (block 0) decays most
+        else:
+            assert s == 1.0, name  # the head learns at the full rate
+        assert wd == (0.05 if p.dim() > 1 else 0.0), name
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+@pytest.mark.slow
+def test_distill_then_finetune_commands(tmp_path, random_checkpoint):
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    from safetensors.torch import load_file
+
+    from fdvad.data.synth import synthesize_corpus
+    from fdvad.models.checkpoint import load_checkpoint, read_config
+
+    corpus = tmp_path / "corpus"
+    synthesize_corpus(corpus, items=12, seed=3, jobs=1, progress=False)
+    common = [f"data.train={corpus}", f"data.validation={corpus}", "train.steps=20", "train.val_every=10",
+              "train.batch_size=4", "data.crop_s=2.0", "train.threads=1", "data.max_validation_items=3",
+              "optim.name=adamw", "optim.lr=0.001", "optim.min_lr=0.00001"]
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, "-m", "fdvad.cli", *args, "--no-progress"], capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    teacher_before = load_file(random_checkpoint)
+    out = run("distill", *common, f"out={tmp_path / 'fd'}", f"distill.teacher={random_checkpoint}")
+    assert "20 steps" in out and "val_loss_fd" in out
+    student, config = load_checkpoint(tmp_path / "fd" / "model.safetensors")
+    assert config["distillation"]["projector_parameters"] == 128 * 128 + 128
+    assert student.config.drop_path_rate == 0.1  # the student's own drop path; the teacher's is 0
+    projector = load_file(tmp_path / "fd" / "projector.safetensors")
+    assert projector["weight"].shape == (128, 128, 1)
+    assert not any("projector" in k for k in load_file(tmp_path / "fd" / "model.safetensors"))
+    assert all(torch.equal(v, load_file(random_checkpoint)[k]) for k, v in teacher_before.items())
+    out = run("finetune", *common, f"out={tmp_path / 'ft'}", f"model.init={tmp_path / 'fd' / 'model.safetensors'}",
+              "optim.layer_decay=0.75")
+    assert "val_auroc" in out
+    assert read_config(tmp_path / "ft" / "model.safetensors")["training"]["recipe"]["optim"]["layer_decay"] == 0.75
+    proc = subprocess.run([sys.executable, "-m", "fdvad.cli", "distill", *common, f"out={tmp_path / 'x'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "distill.teacher" in proc.stderr and "Traceback" not in proc.stderr

@@ -152,6 +152,10 @@ def _register_eval_commands() -> None:
     from .train.commands import train_command
 
     app.command("train")(train_command)
+    from .distill.commands import distill_command, finetune_command
+
+    app.command("distill")(distill_command)
+    app.command("finetune")(finetune_command)
 
 
 _register_eval_commands()

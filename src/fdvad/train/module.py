@@ -82,20 +82,50 @@ class VADTrainingModule(L.LightningModule):
             dataset.set_epoch(self.current_epoch)
 
     def configure_optimizers(self):
-        o, steps = self.recipe.optim, self.recipe.train.steps
-        decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() > 1]
-        no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() <= 1]
-        groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        if o.name == "sgd":
-            opt = torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
-        else:
-            opt = torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas))
-        min_ratio = o.min_lr / o.lr
-        if o.schedule == "warmup_hold_poly":
-            factor = warmup_hold_poly(steps, o.warmup_ratio, o.hold_ratio, min_ratio, o.power)
-        elif o.schedule == "cosine":
-            factor = warmup_cosine(steps, o.warmup_ratio, min_ratio)
-        else:
-            factor = constant(steps, o.warmup_ratio)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        o = self.recipe.optim
+        return make_optimizer(param_groups(self.model, o.weight_decay, o.layer_decay), self.recipe)
+
+
+def layer_of(name: str, n_layers: int) -> int:
+    """Layer index of a parameter for layer-wise lr decay: encoder block k -> k, anything else (the head) -> top."""
+    parts = name.split(".")
+    if len(parts) > 2 and parts[0] in ("encoder", "blocks") and parts[1].isdigit():
+        return int(parts[1])
+    return n_layers
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
+    """AdamW/SGD groups: no weight decay on 1-D tensors (biases, norms); with layer_decay < 1, encoder block i of
+    n gets lr x layer_decay^(n - i) and the head x1 (FD's fine-tuning rule, depth = n - 1 blocks after the stem)."""
+    encoder = getattr(model, "encoder", None) or getattr(model, "blocks", None)
+    n = len(encoder) if isinstance(encoder, (torch.nn.ModuleList, torch.nn.Sequential)) else 0
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        layer = layer_of(name, n) if n else 0
+        decayed = p.dim() > 1
+        g = groups.setdefault((layer, decayed), {"params": [], "weight_decay": weight_decay if decayed else 0.0,
+                                                 "lr_scale": layer_decay ** (n - layer) if n else 1.0})
+        g["params"].append(p)
+    return list(groups.values())
+
+
+def make_optimizer(groups: list[dict], recipe: Recipe) -> dict:
+    """The recipe's optimiser and per-step schedule over `groups` (each may carry an lr_scale)."""
+    o, steps = recipe.optim, recipe.train.steps
+    for g in groups:
+        g["lr"] = o.lr * g.pop("lr_scale", 1.0)
+    if o.name == "sgd":
+        opt = torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
+    else:
+        opt = torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas))
+    min_ratio = o.min_lr / o.lr
+    if o.schedule == "warmup_hold_poly":
+        factor = warmup_hold_poly(steps, o.warmup_ratio, o.hold_ratio, min_ratio, o.power)
+    elif o.schedule == "cosine":
+        factor = warmup_cosine(steps, o.warmup_ratio, min_ratio)
+    else:
+        factor = constant(steps, o.warmup_ratio)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

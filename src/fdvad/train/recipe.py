@@ -2,7 +2,7 @@
 
     fdvad train recipes/tiny.yaml train.steps=200 optim.lr=0.005
 
-A recipe has five sections (all optional, defaults below) plus `out`, the run folder. Overrides are
+A recipe has six sections (all optional, defaults below) plus `out`, the run folder. Overrides are
 `SECTION.KEY=VALUE` with VALUE parsed as YAML (numbers, true/false, null, [lists]).
 """
 
@@ -62,6 +62,22 @@ class OptimSection:
     hold_ratio: float = 0.45
     min_lr: float = 0.001
     power: float = 2.0
+    layer_decay: float = 1.0  # fine-tuning: lr x decay^(depth + 1 - i) for layer i, the head at x1 (1: off)
+
+
+@dataclass
+class DistillSection:
+    """Feature Distillation (`fdvad distill`): a fresh model.name student learns the teacher's feature map."""
+
+    teacher: str | None = None  # an fdvad .safetensors or a NeMo .nemo
+    teacher_layer: str | None = None  # dotted module path; null: forward_features
+    student_layer: str | None = None
+    teacher_norm: str | None = None  # the teacher's own final norm, applied to its map first
+    whiten: bool = True  # LayerNorm without scale/bias over channels (ablation: false)
+    projector: bool = True  # 1x1 conv student -> teacher channels (ablation: false)
+    beta: float = 2.0  # smooth-L1 beta
+    pool: bool = False  # match the time-averaged feature vector instead of the map (ablation)
+    student_drop_path: float = 0.1  # stochastic depth of the student (the teacher's is 0)
 
 
 @dataclass
@@ -100,6 +116,7 @@ class Recipe:
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
     train: TrainSection = field(default_factory=TrainSection)
+    distill: DistillSection = field(default_factory=DistillSection)
 
     def validate(self) -> Recipe:
         d, o, t, c = self.data, self.optim, self.train, self.corpus
@@ -136,6 +153,12 @@ class Recipe:
                 raise ConfigError(f"{name} must be > 0, got {value}")
         if d.noise_prob > 0 and not d.noise:
             raise ConfigError("data.noise_prob > 0 needs data.noise (a folder of noise audio or a corpus)")
+        if not 0.0 < o.layer_decay <= 1.0:
+            raise ConfigError(f"optim.layer_decay must be within (0, 1], got {o.layer_decay}")
+        if not 0.0 <= self.distill.student_drop_path < 1.0:
+            raise ConfigError(f"distill.student_drop_path must be within [0, 1), got {self.distill.student_drop_path}")
+        if not self.distill.beta > 0:
+            raise ConfigError(f"distill.beta must be > 0, got {self.distill.beta}")
         if o.min_lr > o.lr:
             raise ConfigError(f"optim.min_lr ({o.min_lr}) must not exceed optim.lr ({o.lr})")
         return self

@@ -109,22 +109,23 @@ def _world_size(recipe: Recipe) -> int:
     return n * recipe.train.num_nodes
 
 
-def train(recipe: Recipe, resume: bool = False, callbacks: list | None = None, progress: bool = True) -> dict:
-    """Train as the recipe says; returns {"model": path, "metrics": [...], "steps": n}."""
+def _lightning():
     try:
         import lightning as L
-        from lightning.pytorch.callbacks import ModelCheckpoint
     except ImportError:
         raise ConfigError("training needs Lightning: pip install 'fdvad[train]'") from None
-    from .module import VADTrainingModule
+    return L
 
+
+def prepare_run(recipe: Recipe, resume: bool) -> Path:
+    """Check the run folder, set threads, quiet Lightning, make the recipe's corpus, seed everything."""
+    L = _lightning()
     out = Path(recipe.out)
     last = out / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise ConfigError(f"--resume: there is no {last} to resume from")
     if not resume and (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
-        raise ConfigError(f"{out} already holds a training run; pass --resume to continue it, or choose another "
-                          "train.out / out= folder")
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it, or choose another out= folder")
     if not out.parent.is_dir():
         raise ConfigError(f"the parent folder of the run folder ({out.parent}) does not exist")
     if recipe.train.threads:
@@ -136,11 +137,12 @@ def train(recipe: Recipe, resume: bool = False, callbacks: list | None = None, p
         c = recipe.corpus
         synthesize_corpus(c.out, hours=c.hours, items=c.items, seed=c.seed, jobs=c.jobs)
     L.seed_everything(recipe.train.seed, workers=True, verbose=False)
+    return out
 
+
+def make_loaders(recipe: Recipe):
+    """(train loader, validation loader or None, number of training items)."""
     t, d = recipe.train, recipe.data
-    model, init_config = build_model(recipe)
-    feature_config = FeatureConfig.from_dict(init_config["features"]) if init_config.get("features") else FeatureConfig()
-    features = FeatureExtractor(feature_config)
     augment = Augmenter(noise=noise_files(d.noise) if d.noise else None, noise_prob=d.noise_prob,
                         snr_db=tuple(d.snr_db), gain_prob=d.gain_prob, gain_db=tuple(d.gain_db),
                         white_noise_prob=d.white_noise_prob, white_noise_db=tuple(d.white_noise_db))
@@ -152,17 +154,26 @@ def train(recipe: Recipe, resume: bool = False, callbacks: list | None = None, p
     else:
         train_set = _AugmentedWindows(WindowDataset(train_items, label_rule=d.window_label_rule), augment, t.seed)
     loader = torch.utils.data.DataLoader(train_set, batch_size=t.batch_size, shuffle=d.labels == "segment",
-                                         num_workers=d.num_workers, drop_last=True,
-                                         persistent_workers=False)
+                                         num_workers=d.num_workers, drop_last=True, persistent_workers=False)
     val_loader = None
     if d.validation:
         val_items = _corpus(d.validation, "validation")[: d.max_validation_items or None]
         val_loader = torch.utils.data.DataLoader(_WholeItems(val_items), batch_size=1, num_workers=d.num_workers)
+    return loader, val_loader, len(train_items)
 
-    module = VADTrainingModule(model, features, recipe)
+
+def fit(module, recipe: Recipe, out: Path, loader, val_loader, resume: bool, callbacks: list | None,
+        progress: bool, find_unused_parameters: bool = False):
+    """Run Lightning's fit with checkpoints after every validation round; returns (trainer, history)."""
+    L = _lightning()
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    t, d = recipe.train, recipe.data
     out.mkdir(exist_ok=True)
     atomic_write_text(out / "recipe.yaml", _yaml(recipe.to_dict()))
     history: list[dict] = []
+    if resume and (out / "metrics.json").is_file():
+        history.extend(json.loads((out / "metrics.json").read_text()))
 
     class _History(L.Callback):
         def on_validation_end(self, trainer, pl_module):
@@ -176,28 +187,41 @@ def train(recipe: Recipe, resume: bool = False, callbacks: list | None = None, p
 
     # one "epoch" is val_every steps; the checkpoint follows its validation, so a resumed run never skips one
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="{step}", save_last="link", save_top_k=1,
-                                 every_n_epochs=1,
-                                 save_on_train_epoch_end=val_loader is None)
+                                 every_n_epochs=1, save_on_train_epoch_end=val_loader is None)
+    strategy = t.strategy
+    if find_unused_parameters and strategy == "ddp":
+        strategy = "ddp_find_unused_parameters_true"
     trainer = L.Trainer(
         max_steps=t.steps, limit_train_batches=t.val_every if d.labels == "segment" else None,
-        val_check_interval=None, check_val_every_n_epoch=1, num_sanity_val_steps=0,
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
-        precision=t.precision, gradient_clip_val=t.grad_clip or None, callbacks=[checkpoint, _History(),
-                                                                                *(callbacks or [])],
+        check_val_every_n_epoch=1, num_sanity_val_steps=0,
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=strategy,
+        precision=t.precision, gradient_clip_val=t.grad_clip or None,
+        callbacks=[checkpoint, _History(), *(callbacks or [])],
         logger=False, enable_progress_bar=progress, enable_model_summary=False, default_root_dir=str(out),
-        limit_val_batches=1.0 if val_loader is not None else 0, deterministic=False)
-    if resume and (out / "metrics.json").is_file():
-        history.extend(json.loads((out / "metrics.json").read_text()))
+        limit_val_batches=1.0 if val_loader is not None else 0)
+    last = out / "checkpoints" / "last.ckpt"
     trainer.fit(module, loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
+    return trainer, history
 
+
+def train(recipe: Recipe, resume: bool = False, callbacks: list | None = None, progress: bool = True) -> dict:
+    """Train as the recipe says; returns {"model": path, "metrics": [...], "steps": n}."""
+    out = prepare_run(recipe, resume)
+    from .module import VADTrainingModule
+
+    model, init_config = build_model(recipe)
+    feature_config = FeatureConfig.from_dict(init_config["features"]) if init_config.get("features") else FeatureConfig()
+    features = FeatureExtractor(feature_config)
+    loader, val_loader, n_items = make_loaders(recipe)
+    module = VADTrainingModule(model, features, recipe)
+    trainer, history = fit(module, recipe, out, loader, val_loader, resume, callbacks, progress)
     model_path = out / "model.safetensors"
     if trainer.is_global_zero:
         config = {
             "features": features.config.to_dict(),
             "window": {"window_s": 0.63, "shift_s": 0.08},
             "postprocess": dict(init_config.get("postprocess") or DEFAULT_POSTPROCESS),
-            "training": {"recipe": recipe.to_dict(), "steps": trainer.global_step,
-                         "train_items": len(train_items)},
+            "training": {"recipe": recipe.to_dict(), "steps": trainer.global_step, "train_items": n_items},
             "scores": {"validation": history[-1] if history else None},
         }
         save_checkpoint(model_path, model.cpu().eval(), config)
@@ -213,6 +237,7 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # FD's teacher, on purpose
 
 
 def _yaml(data: dict) -> str:
