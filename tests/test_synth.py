@@ -275,3 +275,13 @@ def test_full_disk_stops_with_one_line_and_the_run_resumes(tmp_path):
     rc, _, err = _cli(*(args[2:3] + [str(fresh)] + args[4:]))
     assert rc == 0, err
     assert _digest(out) == _digest(fresh)
+
+
+def test_noise_kinds_restrict_the_background():
+    pools = synth.build_pools(synth.SynthConfig(noise_kinds=("generated", "human")))
+    for fam in ("train", "validation", "test"):
+        assert set(pools.noises[fam]) == {"generated", "human"}
+    with pytest.raises(ConfigError, match="unknown noise kind"):
+        synth.build_pools(synth.SynthConfig(noise_kinds=("generated", "speech")))
+    # corpora made before the option existed keep their fingerprint
+    assert synth.SynthConfig().fingerprint() != synth.SynthConfig(noise_kinds=("real",)).fingerprint()

@@ -214,6 +214,9 @@ def data_synth_command(
                                                                      "(e.g. espeak:de+f3,flite:slt)."),
     effects: Optional[str] = typer.Option(None, "--effects", help="Effect probabilities NAME=P,... (reverb, "
                                                                   "bandlimit, resample8k, codec, gain, clip)."),
+    noise_kinds: Optional[str] = typer.Option(None, "--noise-kinds",
+                                              help="Comma-separated non-speech kinds to use only (real, music, "
+                                                   "generated, human, babble; default: all)."),
     window_labels: str = typer.Option("centre", "--window-labels",
                                       help="Label rule of the 0.63 s windows in each split's windows.json: centre "
                                            "(the middle 80 ms) or majority (more than half the window)."),
@@ -238,7 +241,8 @@ def data_synth_command(
         config = SynthConfig(
             effects=probs,
             engines=tuple(e.strip() for e in engines.split(",") if e.strip()) if engines else None,
-            voice_names=tuple(v.strip() for v in voice_names.split(",") if v.strip()) if voice_names else None)
+            voice_names=tuple(v.strip() for v in voice_names.split(",") if v.strip()) if voice_names else None,
+            noise_kinds=tuple(k.strip() for k in noise_kinds.split(",") if k.strip()) if noise_kinds else None)
         result = synthesize_corpus(out, hours=hours, seed=seed, jobs=jobs, items=items,
                                    config=config, window_labels=window_labels)
         rate = result["made_hours"] / (result["seconds"] / 60) if result["seconds"] > 0 else 0.0

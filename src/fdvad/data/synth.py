@@ -69,12 +69,16 @@ class SynthConfig:
     effects: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EFFECTS))
     engines: tuple[str, ...] | None = None  # None: every installed engine
     voice_names: tuple[str, ...] | None = None  # restrict to these base voices
+    noise_kinds: tuple[str, ...] | None = None  # restrict the non-speech to these kinds (None: all five)
     min_s: float = 4.0
     max_s: float = 20.0
 
     def fingerprint(self) -> str:
         """What decides the bytes of an item (not how many items there are)."""
-        data = json.dumps({"v": FORMAT_VERSION, **asdict(self)}, sort_keys=True)
+        fields = asdict(self)
+        if fields["noise_kinds"] is None:  # corpora made before the option existed keep their fingerprint
+            del fields["noise_kinds"]
+        data = json.dumps({"v": FORMAT_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -182,7 +186,11 @@ def build_pools(config: SynthConfig) -> Pools:
                               "among the chosen voices; choose voices of more speakers and languages")
         pools_v[split] = per
     pools_n: dict = {}
-    all_sources = src.list_sources()
+    if config.noise_kinds is not None:
+        unknown = set(config.noise_kinds) - set(NOISE_KIND_WEIGHTS)
+        if unknown or not config.noise_kinds:
+            raise ConfigError(f"unknown noise kind(s) {sorted(unknown)}; known: {', '.join(NOISE_KIND_WEIGHTS)}")
+    all_sources = [s for s in src.list_sources(config.noise_kinds)]
     for fam in ("train", "validation", "test"):
         per_kind: dict = {}
         for s in all_sources:

@@ -106,6 +106,9 @@ class CorpusSection:
     items: int | None = None
     seed: int = 1
     jobs: int = 1
+    engines: list | None = None  # TTS engines (default: every installed one)
+    noise_kinds: list | None = None  # non-speech kinds (default: all five)
+    effects: dict = field(default_factory=dict)  # channel-effect probabilities over synth's defaults
 
 
 @dataclass

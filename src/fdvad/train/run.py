@@ -132,10 +132,13 @@ def prepare_run(recipe: Recipe, resume: bool) -> Path:
         torch.set_num_threads(recipe.train.threads)
     _quiet_lightning()
     if recipe.corpus.out:
-        from ..data.synth import synthesize_corpus
+        from ..data.synth import DEFAULT_EFFECTS, SynthConfig, synthesize_corpus
 
         c = recipe.corpus
-        synthesize_corpus(c.out, hours=c.hours, items=c.items, seed=c.seed, jobs=c.jobs)
+        config = SynthConfig(effects={**DEFAULT_EFFECTS, **c.effects},
+                             engines=tuple(c.engines) if c.engines else None,
+                             noise_kinds=tuple(c.noise_kinds) if c.noise_kinds else None)
+        synthesize_corpus(c.out, hours=c.hours, items=c.items, seed=c.seed, jobs=c.jobs, config=config)
     L.seed_everything(recipe.train.seed, workers=True, verbose=False)
     return out
 
