@@ -18,7 +18,7 @@ DATA_APT_PACKAGES := festvox-kdlpc16k festvox-us-slt-hts festvox-ca-ona-hts fest
 	musescore-general-soundfont-small openttd-opensfx planetblupi-music-ogg singularity-music sonic-pi-samples \
 	sound-icons tecnoballz-data warzone2100-music wesnoth-1.16-music
 
-.PHONY: install data-deps demo test test-fast bench model sample clean
+.PHONY: install data-deps demo test test-fast bench model experiment experiment-smoke sample clean
 
 install: $(VENV)/.installed
 
@@ -71,6 +71,12 @@ model: install
 	  --systems fdvad:$(MODEL_RUN)/model.safetensors,silero,webrtc,pocketsphinx
 	$(BIN)/python bench/real_audio.py --models $(MODEL_RUN)/model.safetensors --json $(MODEL_RUN)/real_audio.json
 	$(BIN)/python scripts/model_card.py $(MODEL_RUN) $(MODEL_INSTALL)
+
+# The Feature Distillation experiment (docs/experiments/fd_marblenet.md); the smoke version takes minutes.
+experiment: install
+	$(BIN)/python experiments/fd_marblenet/run.py
+experiment-smoke: install
+	$(BIN)/python experiments/fd_marblenet/run.py --smoke
 
 # Re-make the bundled sample examples/sample.flac.
 sample: install
