@@ -195,3 +195,30 @@ def test_two_process_ddp_on_cpu_ends_with_identical_weights(small_corpus, tmp_pa
         moved += not torch.equal(rank0[k], dict(initial.named_parameters())[k].detach())
     assert moved > 10  # the weights trained (they are not both still at their initial values)
     assert (out / "model.safetensors").is_file()
+
+
+def test_train_cli_bad_input_gives_one_line(tmp_path, random_checkpoint):
+    def run(*args):
+        proc = subprocess.run([sys.executable, "-m", "fdvad.cli", *map(str, args)], capture_output=True, text=True,
+                              timeout=120, cwd=tmp_path)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr
+        return lines[0]
+
+    assert "recipe not found" in run("train", tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("train: [unclosed\n")
+    assert "not valid YAML" in run("train", tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    assert "mapping" in run("train", tmp_path / "list.yaml")
+    (tmp_path / "unknown.yaml").write_text("data:\n  train: x\n  augment: 3\n")
+    assert "'data.augment'" in run("train", tmp_path / "unknown.yaml")
+    assert "'train.batch_size' must be integer" in run("train", "data.train=x", "train.batch_size=big")
+    assert "data.train" in run("train", "train.steps=3")
+    assert "nowhere does not exist" in run("train", f"data.train={tmp_path / 'nowhere'}", f"out={tmp_path / 'o1'}")
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert "--resume" in run("train", "data.train=x", f"out={tmp_path / 'run'}")
+    assert "there is no" in run("train", "data.train=x", f"out={tmp_path / 'other'}", "--resume")
+    line = run("train", "data.train=x", "model.name=marblenet_5x2x64", f"model.init={random_checkpoint}",
+               f"out={tmp_path / 'o2'}")
+    assert "another architecture than marblenet_5x2x64" in line and "it holds MarbleNet-3x2x64" in line

@@ -62,10 +62,11 @@ def build_model(recipe: Recipe) -> tuple[torch.nn.Module, dict]:
     extra = [k for k in theirs if k not in ours]
     if mismatched or extra:
         arch = (config.get("model") or {}).get("config") or {}
+        theirs_name = (f"; it holds MarbleNet-{arch['num_blocks']}x{arch['repeats']}x{arch['channels']}"
+                       if {"num_blocks", "repeats", "channels"} <= set(arch) else "")
         raise CheckpointError(
             f"model.init: {path} holds another architecture than {m.name} "
-            f"({len(mismatched)} tensors missing or of other shapes, e.g. {(mismatched or extra)[0]!r}"
-            + (f"; its config: {arch}" if arch else "") + ")")
+            f"({len(mismatched)} tensors missing or of other shapes, e.g. {(mismatched or extra)[0]!r}{theirs_name})")
     model.load_state_dict(theirs)
     return model, config
 
