@@ -1,6 +1,6 @@
 """The Feature Distillation experiment on MarbleNet: does FD-then-fine-tune beat plain fine-tuning of the teacher?
 
-    python experiments/fd_marblenet/run.py                 # the full experiment (about 40 min on 2 CPU cores)
+    python experiments/fd_marblenet/run.py                 # the full experiment (about 40 min on 2 idle CPU cores)
     python experiments/fd_marblenet/run.py --smoke         # a tiny version in a few minutes (make experiment-smoke)
 
 Corpora (both made here by `fdvad data synth`; see "Why these corpora" in the report):
@@ -37,15 +37,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass
 class Plan:
-    items_a: int = 900
-    items_b: int = 600
-    teacher_steps: int = 3000
-    finetune_steps: int = 800
-    distill_steps: int = 800
+    items_a: int = 600
+    items_b: int = 450
+    teacher_steps: int = 2000
+    finetune_steps: int = 600
+    distill_steps: int = 600
     batch: int = 16
     crop_s: float = 3.0
-    val_every: int = 400
-    val_items: int = 40
+    val_every: int = 300
+    val_items: int = 30
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     ablations: bool = True
     jobs: int = 2
