@@ -73,7 +73,7 @@ def test_bad_inputs(vad, tmp_path):
     with pytest.raises(CheckpointError):
         fdvad.load_vad(tmp_path / "nope.safetensors")
     (tmp_path / "m.pt").write_bytes(b"x")
-    with pytest.raises(CheckpointError, match="unknown model file type"):
+    with pytest.raises(CheckpointError, match="neither an fdvad .safetensors nor a NeMo .nemo"):
         fdvad.load_vad(tmp_path / "m.pt")
 
 

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,7 +96,10 @@ def test_init_from_checkpoint_and_from_another_architecture(random_checkpoint, t
     with pytest.raises(CheckpointError, match="another architecture than marblenet_5x2x64"):
         build_model(load_recipe(None, ["data.train=/c", "model.name=marblenet_5x2x64",
                                        f"model.init={random_checkpoint}"]))
-    with pytest.raises(CheckpointError, match="neither"):
+    with pytest.raises(CheckpointError, match="model.init: file not found"):
+        build_model(load_recipe(None, ["data.train=/c", f"model.init={tmp_path / 'x.pt'}"]))
+    (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="neither"):  # and never unpickled
         build_model(load_recipe(None, ["data.train=/c", f"model.init={tmp_path / 'x.pt'}"]))
 
 

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from ..errors import ConfigError, FdvadError
-
-
-def _recipe(recipe: Optional[str], overrides: Optional[List[str]]):
-    from ..train.recipe import load_recipe
-
-    overrides = list(overrides or [])
-    if recipe is not None and "=" in recipe and not Path(recipe).exists():
-        recipe, overrides = None, [recipe, *overrides]
-    return load_recipe(recipe, overrides)
-
-
-def _report(result: dict) -> None:
-    last = result["metrics"][-1] if result["metrics"] else {}
-    scores = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "step")
-    typer.echo(f"{result['steps']} steps -> {result['model']}" + (f" ({scores})" if scores else ""))
+from ..train.commands import recipe_from_args, report
 
 
 def distill_command(
@@ -36,7 +21,7 @@ def distill_command(
     from .run import distill
 
     try:
-        _report(distill(_recipe(recipe, overrides), resume=resume, progress=not no_progress))
+        report(distill(recipe_from_args(recipe, overrides), resume=resume, progress=not no_progress))
     except FdvadError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code)
@@ -53,10 +38,10 @@ def finetune_command(
     from ..train.run import train
 
     try:
-        loaded = _recipe(recipe, overrides)
+        loaded = recipe_from_args(recipe, overrides)
         if not loaded.model.init:
             raise ConfigError("model.init: fine-tuning starts from a model; give its .safetensors or .nemo")
-        _report(train(loaded, resume=resume, progress=not no_progress))
+        report(train(loaded, resume=resume, progress=not no_progress))
     except FdvadError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code)

@@ -34,7 +34,7 @@ class DistillModule(L.LightningModule):
         out = self.distiller(feats)
         for name, value in out.terms.items():
             self.log(name, value, on_step=True, prog_bar=True)
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, prog_bar=True)
+        self.log("lr", max(g["lr"] for g in self.trainer.optimizers[0].param_groups), on_step=True, prog_bar=True)
         return out.loss
 
     def validation_step(self, batch, batch_idx):

@@ -7,32 +7,15 @@ Writes to the run folder, besides the checkpoints and metrics.json of any traini
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..features import FeatureConfig, FeatureExtractor
 from ..fileio import atomic_write
 from ..models import create_model
-from ..models.checkpoint import save_checkpoint
+from ..models.checkpoint import load_model_file, save_checkpoint
 from ..train.recipe import Recipe
 from ..train.run import DEFAULT_POSTPROCESS, fit, make_loaders, prepare_run
-
-
-def load_teacher(path: str) -> tuple[torch.nn.Module, dict]:
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"distill.teacher: model file not found: {p}")
-    if p.suffix == ".nemo":
-        from ..models.nemo import load_nemo
-
-        return load_nemo(p)
-    if p.suffix == ".safetensors":
-        from ..models.checkpoint import load_checkpoint
-
-        return load_checkpoint(p)
-    raise CheckpointError(f"distill.teacher: {p} is neither an fdvad .safetensors nor a NeMo .nemo file")
 
 
 def build_distiller(recipe: Recipe):
@@ -45,7 +28,7 @@ def build_distiller(recipe: Recipe):
     if recipe.model.init:
         raise ConfigError("model.init: a distillation student starts fresh; leave model.init empty "
                           "(the teacher is distill.teacher)")
-    teacher, teacher_config = load_teacher(ds.teacher)
+    teacher, teacher_config = load_model_file(ds.teacher, "distill.teacher")
     student = create_model(recipe.model.name, **{**recipe.model.overrides, "drop_path_rate": ds.student_drop_path})
     feature_config = FeatureConfig.from_dict(teacher_config.get("features") or {})
     features = FeatureExtractor(feature_config)

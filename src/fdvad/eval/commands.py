@@ -56,6 +56,18 @@ def _progress(total: int, label: str):
     return (lambda done: bar.update(task, completed=done)), bar
 
 
+def _score(systems, items, label: str, timed: bool):
+    """compare_systems with a progress bar on a terminal."""
+    from .evaluate import compare_systems
+
+    callback, bar = _progress(len(items), label)
+    try:
+        return compare_systems(systems, items, timed=timed, progress=callback)
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
 def _fmt(value, pct: bool = False) -> str:
     if value is None:
         return "-"
@@ -92,19 +104,14 @@ def eval_command(
 ) -> None:
     """Score one model on a labelled corpus: frame AUROC, F1, detection error rate, false positives on
     music-only and noise-only items, and the same by language / SNR / noise / codec / reverb."""
-    from .evaluate import by_condition, compare_systems, save_curves, summarize
+    from .evaluate import by_condition, save_curves, summarize
     from .systems import fdvad_system
 
     try:
         folder = _prepare_out(out, OUT_FILES["eval"], overwrite)
         items = _items(corpus, audio_dir, skip_missing)
         system = fdvad_system(model, mode, name=f"fdvad {Path(model).stem if model != 'default' else 'default'}")
-        callback, bar = _progress(len(items), "eval")
-        try:
-            results, speed = compare_systems([system], items, progress=callback)
-        finally:
-            if bar is not None:
-                bar.stop()
+        results, speed = _score([system], items, "eval", timed=True)
         scores = results[system.name]
         report = {"model": model, "mode": mode, "corpus": corpus, "overall": summarize(scores),
                   "by_condition": by_condition(scores), "x_real_time_one_thread": speed[system.name]}
@@ -132,7 +139,7 @@ def compare_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing result files."),
 ) -> None:
     """Score several VADs on the same labelled audio: one table, one ROC plot, each system's speed."""
-    from .evaluate import compare_systems, save_curves, summarize
+    from .evaluate import save_curves, summarize
     from .systems import make_system
 
     try:
@@ -141,12 +148,7 @@ def compare_command(
         chosen = [make_system(spec) for spec in systems.split(",") if spec.strip()]
         if not chosen:
             raise ConfigError("--systems names no system")
-        callback, bar = _progress(len(items), "compare")
-        try:
-            results, speed = compare_systems(chosen, items, timed=not no_speed, progress=callback)
-        finally:
-            if bar is not None:
-                bar.stop()
+        results, speed = _score(chosen, items, "compare", timed=not no_speed)
         rows = {name: summarize(scores) for name, scores in results.items()}
         print_table(rows, None if no_speed else speed,
                     title=f"{corpus}: {rows[chosen[0].name]['items']} items, {rows[chosen[0].name]['hours']:.2f} h")

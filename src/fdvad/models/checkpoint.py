@@ -64,3 +64,18 @@ def load_checkpoint(weights_path: str | os.PathLike) -> tuple[MarbleNet, dict]:
         first = str(e).splitlines()[0]
         raise CheckpointError(f"{weights_path}: weights do not fit the configured model ({first})") from None
     return model.eval(), config
+
+
+def load_model_file(path: str | os.PathLike, what: str = "model") -> tuple[MarbleNet, dict]:
+    """(model in eval mode, config) from an fdvad `.safetensors` checkpoint or a NeMo `.nemo` file; `what`
+    names the file in error messages (e.g. "distill.teacher")."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what}: file not found: {path} (give a .safetensors or a .nemo file)")
+    if path.suffix == ".nemo":
+        from .nemo import load_nemo
+
+        return load_nemo(path)
+    if path.suffix == ".safetensors":
+        return load_checkpoint(path)
+    raise CheckpointError(f"{what}: {path} is neither an fdvad .safetensors nor a NeMo .nemo file")

@@ -1,4 +1,5 @@
-"""`fdvad train RECIPE.yaml [SECTION.KEY=VALUE ...] [--resume]`."""
+"""`fdvad train RECIPE.yaml [SECTION.KEY=VALUE ...] [--resume]`, and the recipe handling the distillation
+commands share."""
 
 from __future__ import annotations
 
@@ -10,6 +11,22 @@ import typer
 from ..errors import FdvadError
 
 
+def recipe_from_args(recipe: Optional[str], overrides: Optional[List[str]]):
+    """The recipe file (optional: a first argument with '=' that is not a file is an override) plus overrides."""
+    from .recipe import load_recipe
+
+    overrides = list(overrides or [])
+    if recipe is not None and "=" in recipe and not Path(recipe).exists():
+        recipe, overrides = None, [recipe, *overrides]
+    return load_recipe(recipe, overrides)
+
+
+def report(result: dict) -> None:
+    last = result["metrics"][-1] if result["metrics"] else {}
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "step")
+    typer.echo(f"trained {result['steps']} steps -> {result['model']}" + (f" ({scores})" if scores else ""))
+
+
 def train_command(
     recipe: Optional[str] = typer.Argument(None, metavar="RECIPE.yaml",
                                            help="The training recipe (see recipes/*.yaml and docs/training.md)."),
@@ -19,18 +36,10 @@ def train_command(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Train a VAD model from scratch or from a checkpoint (.safetensors or .nemo), on one CPU or many GPUs."""
-    from .recipe import load_recipe
     from .run import train
 
     try:
-        overrides = list(overrides or [])
-        if recipe is not None and "=" in recipe and not Path(recipe).exists():  # only overrides, no recipe file
-            recipe, overrides = None, [recipe, *overrides]
-        loaded = load_recipe(recipe, overrides)
-        result = train(loaded, resume=resume, progress=not no_progress)
-        last = result["metrics"][-1] if result["metrics"] else {}
-        scores = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "step")
-        typer.echo(f"trained {result['steps']} steps -> {result['model']}" + (f" ({scores})" if scores else ""))
+        report(train(recipe_from_args(recipe, overrides), resume=resume, progress=not no_progress))
     except FdvadError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code)

@@ -53,7 +53,7 @@ class VADTrainingModule(L.LightningModule):
             logits = self.model(feats, lengths)
             loss = F.binary_cross_entropy_with_logits(logits[:, 1] - logits[:, 0], labels)
         self.log("loss", loss, on_step=True, prog_bar=True)
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, prog_bar=True)
+        self.log("lr", max(g["lr"] for g in self.trainer.optimizers[0].param_groups), on_step=True, prog_bar=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:

@@ -20,7 +20,7 @@ from ..errors import CheckpointError, ConfigError
 from ..features import FeatureConfig, FeatureExtractor
 from ..fileio import atomic_write_text
 from ..models import create_model
-from ..models.checkpoint import save_checkpoint
+from ..models.checkpoint import load_model_file, save_checkpoint
 from .augment import Augmenter, noise_files
 from .crops import CropDataset, CropSampler
 from .recipe import Recipe
@@ -47,16 +47,7 @@ def build_model(recipe: Recipe) -> tuple[torch.nn.Module, dict]:
     if not m.init:
         return model, {}
     path = Path(m.init)
-    if path.suffix == ".nemo":
-        from ..models.nemo import load_nemo
-
-        source, config = load_nemo(path)
-    elif path.suffix == ".safetensors":
-        from ..models.checkpoint import load_checkpoint
-
-        source, config = load_checkpoint(path)
-    else:
-        raise CheckpointError(f"model.init: {path} is neither an fdvad .safetensors nor a NeMo .nemo file")
+    source, config = load_model_file(path, "model.init")
     ours, theirs = model.state_dict(), source.state_dict()
     mismatched = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
     extra = [k for k in theirs if k not in ours]

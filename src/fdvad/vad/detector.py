@@ -13,7 +13,7 @@ import torch
 from ..audio import TARGET_SAMPLE_RATE, iter_audio, prepare_audio
 from ..errors import CheckpointError, ConfigError
 from ..features import FeatureConfig, FeatureExtractor
-from ..models.checkpoint import load_checkpoint
+from ..models.checkpoint import load_model_file
 from .infer import MODES, make_scorer
 from .postprocess import PostprocessConfig, postprocess
 from .segment import Segment
@@ -136,12 +136,5 @@ def load_vad(model: str | os.PathLike = "default", mode: str = "fast") -> VAD:
         path = Path(model)
         if not path.is_file():
             raise CheckpointError(f"model file not found: {path} (give 'default', a .safetensors or a .nemo file)")
-    if path.suffix == ".nemo":
-        from ..models.nemo import load_nemo
-
-        net, config = load_nemo(path)
-    elif path.suffix == ".safetensors":
-        net, config = load_checkpoint(path)
-    else:
-        raise CheckpointError(f"{path}: unknown model file type (expected .safetensors or .nemo)")
+    net, config = load_model_file(path)
     return VAD(net, config, mode=mode, name=str(model))
