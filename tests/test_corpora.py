@@ -361,3 +361,28 @@ def test_window_dataset_rejects_bad_options(tmp_path):
     with pytest.raises(ConfigError, match="shift_s"):
         WindowDataset([], shift_s=0.085)
     assert len(WindowDataset([])) == 0
+
+
+def test_data_windows_command_writes_the_same_labels_for_every_format(corpus, tmp_path):
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "fdvad.cli", "data", "windows", *map(str, args)],
+                              capture_output=True, text=True, timeout=120)
+
+    labels = {}
+    for name in ("nemo_frames", "ava"):
+        out = tmp_path / f"windows-{name}.json"
+        proc = run(corpus[name], "--out", out, "--rule", "majority")
+        assert proc.returncode == 0, proc.stderr
+        entries = [json.loads(line) for line in out.read_text().splitlines()]
+        assert f"{len(entries)} windows" in proc.stdout and {e["duration"] for e in entries} == {0.63}
+        labels[name] = [e["label"] for e in entries]
+    assert labels["nemo_frames"] == labels["ava"] and "speech" in labels["ava"] and "background" in labels["ava"]
+    for args, message in (((corpus["ava"], "--out", tmp_path / "windows-ava.json"), "--overwrite"),
+                          ((corpus["ava"], "--out", tmp_path / "w.json", "--rule", "middle"), "label_rule"),
+                          ((corpus["ava"], "--out", tmp_path / "no" / "w.json"), "does not exist")):
+        proc = run(*args)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode != 0 and len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
