@@ -224,3 +224,28 @@ def test_train_cli_bad_input_gives_one_line(tmp_path, random_checkpoint):
     line = run("train", "data.train=x", "model.name=marblenet_5x2x64", f"model.init={random_checkpoint}",
                f"out={tmp_path / 'o2'}")
     assert "another architecture than marblenet_5x2x64" in line and "it holds MarbleNet-3x2x64" in line
+
+
+def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path):
+    from fdvad.train.module import VADTrainingModule
+    from fdvad.train.run import _check_resumable
+    from fdvad.features import FeatureExtractor, FeatureConfig
+    from fdvad.models import create_model
+
+    recipe = load_recipe(None, ["data.train=/c"])
+    module = VADTrainingModule(create_model("marblenet_3x2x64"), FeatureExtractor(FeatureConfig()), recipe)
+    path = tmp_path / "last.ckpt"
+    path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        _check_resumable(module, path)
+    other = VADTrainingModule(create_model("marblenet_3x1x64"), FeatureExtractor(FeatureConfig()), recipe)
+    torch.save({"state_dict": other.state_dict(), "optimizer_states": []}, path)
+    with pytest.raises(CheckpointError, match="another model"):
+        _check_resumable(module, path)
+    opt = module.configure_optimizers()["optimizer"].state_dict()
+    torch.save({"state_dict": module.state_dict(), "optimizer_states": [opt]}, path)
+    _check_resumable(module, path)  # fits
+    decayed = VADTrainingModule(module.model, module.features, load_recipe(None, ["data.train=/c",
+                                                                                  "optim.layer_decay=0.7"]))
+    with pytest.raises(CheckpointError, match="parameter groups"):
+        _check_resumable(decayed, path)

@@ -103,10 +103,11 @@ def param_groups(model: torch.nn.Module, weight_decay: float, layer_decay: float
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        layer = layer_of(name, n) if n else 0
+        layer = layer_of(name, n) if n and layer_decay != 1.0 else 0  # one scale for all without decay
         decayed = p.dim() > 1
         g = groups.setdefault((layer, decayed), {"params": [], "weight_decay": weight_decay if decayed else 0.0,
-                                                 "lr_scale": layer_decay ** (n - layer) if n else 1.0})
+                                                 "lr_scale": layer_decay ** (n - layer) if n and layer_decay != 1.0
+                                                 else 1.0})
         g["params"].append(p)
     return list(groups.values())
 

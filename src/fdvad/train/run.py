@@ -195,8 +195,31 @@ def fit(module, recipe: Recipe, out: Path, loader, val_loader, resume: bool, cal
         logger=False, enable_progress_bar=progress, enable_model_summary=False, default_root_dir=str(out),
         limit_val_batches=1.0 if val_loader is not None else 0)
     last = out / "checkpoints" / "last.ckpt"
+    if resume:
+        _check_resumable(module, last)
     trainer.fit(module, loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
     return trainer, history
+
+
+def _check_resumable(module, last: Path) -> None:
+    """One clear line, before Lightning starts, when the saved training state does not fit this recipe's module
+    (another architecture, other parameter groups: a recipe changed between the runs)."""
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is the user's file, not our bug
+        raise CheckpointError(f"--resume: cannot read {last} ({str(e).splitlines()[0][:200]})") from None
+    saved = set(state.get("state_dict", {}))
+    wanted = set(module.state_dict())
+    if saved != wanted:
+        differ = sorted(saved ^ wanted)
+        raise CheckpointError(f"--resume: {last} holds another model than this recipe builds ({len(differ)} "
+                              f"tensors differ, e.g. {differ[0]!r}); resume with the recipe it was started with")
+    groups = len(module.configure_optimizers()["optimizer"].param_groups)
+    saved_groups = [len(o.get("param_groups", [])) for o in state.get("optimizer_states", [])]
+    if saved_groups and saved_groups[0] != groups:
+        raise CheckpointError(f"--resume: {last} was saved with {saved_groups[0]} optimiser parameter groups, this "
+                              f"recipe makes {groups} (layer decay or weight decay changed?); resume with the recipe "
+                              "it was started with")
 
 
 def train(recipe: Recipe, resume: bool = False, callbacks: list | None = None, progress: bool = True) -> dict:
