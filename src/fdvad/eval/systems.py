@@ -59,7 +59,7 @@ def _stretch(values: np.ndarray, frames_per_value: float, n: int) -> np.ndarray:
 def _runs_to_segments(flags: np.ndarray, step_s: float) -> list[Segment]:
     padded = np.concatenate([[False], flags.astype(bool), [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return [Segment(round(a * step_s, 4), round(b * step_s, 4)) for a, b in zip(edges[::2], edges[1::2])]
+    return [Segment(round(float(a) * step_s, 4), round(float(b) * step_s, 4)) for a, b in zip(edges[::2], edges[1::2])]
 
 
 def fdvad_system(model: str = "default", mode: str = "fast", name: str | None = None) -> System:
@@ -144,6 +144,10 @@ def tenvad_system() -> System:
     except (ImportError, OSError) as e:
         raise ConfigError(f"tenvad is not available ({e}): pip install ten-vad and apt-get install libc++1") from None
     hop = 256
+    try:
+        TenVad(hop, 0.5)  # its native library loads here: without libc++1 this fails
+    except OSError as e:
+        raise ConfigError(f"tenvad cannot load its library ({e}): apt-get install libc++1") from None
 
     def run(audio: np.ndarray) -> SystemOutput:
         detector = TenVad(hop, 0.5)
