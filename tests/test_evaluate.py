@@ -202,3 +202,17 @@ def test_tune_command_writes_only_when_asked(tmp_path, speech_recording, random_
         rc, out, err = _cli(*args)
         lines = [line for line in err.splitlines() if line.strip()]
         assert rc != 0 and len(lines) == 1 and message in lines[0] and "Traceback" not in err, err
+
+
+def test_tenvad_when_it_is_installed():
+    pytest.importorskip("ten_vad")  # optional only: its licence has a non-compete clause
+    try:
+        system = make_system("tenvad")
+    except ConfigError as e:
+        assert "libc++1" in str(e)
+        pytest.skip("ten-vad's library needs libc++1")
+    audio = np.zeros(SR, np.float32)
+    audio[SR // 2:] = np.random.default_rng(0).standard_normal(SR // 2).astype(np.float32) * 0.3
+    out = system(audio)
+    assert out.probs.shape == (100,) and out.probs.max() <= 1.0
+    assert all(isinstance(s.start, float) for s in out.segments)
