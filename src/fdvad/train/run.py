@@ -10,6 +10,7 @@ The run folder (`recipe.out`) holds:
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +180,9 @@ def fit(module, recipe: Recipe, out: Path, loader, val_loader, resume: bool, cal
             history.append(row)
             if trainer.is_global_zero:
                 atomic_write_text(out / "metrics.json", json.dumps(history, indent=1) + "\n")
+                # one line per round also where no progress bar shows (logs of batch jobs)
+                print(f"step {row['step']}/{t.steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()
+                                                                    if k != "step"), file=sys.stderr, flush=True)
 
     # one "epoch" is val_every steps; the checkpoint follows its validation, so a resumed run never skips one
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="{step}", save_last="link", save_top_k=1,
