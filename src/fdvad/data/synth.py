@@ -60,6 +60,7 @@ DEFAULT_EFFECTS = {"reverb": 0.2, "bandlimit": 0.12, "resample8k": 0.1, "codec":
 CODECS = {"mp3": ("mp3", "libmp3lame", (16, 24, 32)), "opus": ("ogg", "libopus", (12, 16, 24)),
           "aac": ("adts", "aac", (24, 32))}
 NOISE_KIND_WEIGHTS = {"real": 0.35, "music": 0.2, "generated": 0.2, "human": 0.1, "babble": 0.15}
+KINDS_ALL = tuple(NOISE_KIND_WEIGHTS)
 HUMAN_NEAR_SPEECH = ("breath_in", "breath_out", "lip_smack", "tongue_click", "cough", "laughter", "sniff")
 
 
@@ -190,12 +191,15 @@ def build_pools(config: SynthConfig) -> Pools:
         unknown = set(config.noise_kinds) - set(NOISE_KIND_WEIGHTS)
         if unknown or not config.noise_kinds:
             raise ConfigError(f"unknown noise kind(s) {sorted(unknown)}; known: {', '.join(NOISE_KIND_WEIGHTS)}")
-    all_sources = [s for s in src.list_sources(config.noise_kinds)]
+    all_sources = src.list_sources(config.noise_kinds)
     for fam in ("train", "validation", "test"):
         per_kind: dict = {}
         for s in all_sources:
             if noise_split(s) in (fam, "all"):
                 per_kind.setdefault(s.kind, []).append(s)
+        if not per_kind:
+            raise ConfigError(f"no non-speech source of the kinds {', '.join(config.noise_kinds or KINDS_ALL)} "
+                              f"is installed for the {fam} split; `make data-deps` installs the packages")
         pools_n[fam] = per_kind
     return Pools(pools_v, pools_n)
 
