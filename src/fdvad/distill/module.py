@@ -2,6 +2,10 @@
 
 Teacher and student see the same augmented view: one waveform augmentation (data loader) and one SpecAugment
 draw per batch, applied once to the features both receive. Labels in the corpus are not used.
+
+A window-only model (no `frame_logits`: the audio transformer) only ever sees single 0.63 s windows in use, so
+when the teacher or the student is one, each crop is cut into consecutive 64-frame windows and those are
+distilled instead of the whole crop.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from ..train.module import make_optimizer, param_groups
 from ..train.objectives import spec_augment
 from ..train.recipe import Recipe
 from .fd import FeatureDistiller
+
+WINDOW_FRAMES = 64  # a 0.63 s window and the masked frame of exact scoring, as window-only models are used
 
 
 class DistillModule(L.LightningModule):
@@ -31,7 +37,7 @@ class DistillModule(L.LightningModule):
         with torch.no_grad():
             feats = spec_augment(self.features(audio), rng, p=d.spec_augment_prob, freq_masks=d.freq_masks,
                                  freq_width=d.freq_width, time_masks=d.time_masks, time_width=d.time_width)
-        out = self.distiller(feats)
+        out = self.distiller(self._views(feats))
         for name, value in out.terms.items():
             self.log(name, value, on_step=True, prog_bar=True)
         self.log("lr", max(g["lr"] for g in self.trainer.optimizers[0].param_groups), on_step=True, prog_bar=True)
@@ -39,8 +45,17 @@ class DistillModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         audio, _ = batch
-        out = self.distiller(self.features(audio))
+        out = self.distiller(self._views(self.features(audio)))
         self.log("val_loss_fd", out.loss, on_epoch=True, sync_dist=True, batch_size=1)
+
+    def _views(self, feats: torch.Tensor) -> torch.Tensor:
+        """The crop's features, or its consecutive 64-frame windows (B * k, F, 64) for a window-only model."""
+        if all(hasattr(m, "frame_logits") for m in (self.distiller.teacher, self.distiller.student)):
+            return feats
+        w = WINDOW_FRAMES
+        if feats.shape[2] < w:
+            raise ValueError(f"crops of {feats.shape[2]} frames are shorter than one {w}-frame window")
+        return feats.unfold(2, w, w).permute(0, 2, 1, 3).flatten(0, 1)
 
     def on_train_epoch_start(self) -> None:
         dataset = getattr(self.trainer.train_dataloader, "dataset", None)

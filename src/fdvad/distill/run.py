@@ -32,7 +32,7 @@ def build_distiller(recipe: Recipe):
     student = create_model(recipe.model.name, **{**recipe.model.overrides, "drop_path_rate": ds.student_drop_path})
     feature_config = FeatureConfig.from_dict(teacher_config.get("features") or {})
     features = FeatureExtractor(feature_config)
-    example = torch.zeros(2, feature_config.num_features, 200)
+    example = torch.zeros(2, feature_config.num_features, 64)  # one window: every model takes it
     distiller = FeatureDistiller(teacher, student, example_input=example, teacher_layer=ds.teacher_layer,
                                  student_layer=ds.student_layer, teacher_norm=ds.teacher_norm, whiten=ds.whiten,
                                  projector=ds.projector, beta=ds.beta, pool=ds.pool)

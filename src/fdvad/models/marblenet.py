@@ -213,6 +213,8 @@ class Block(nn.Module):
 class MarbleNet(nn.Module):
     """MarbleNet-BxRxC. Input: features (B, in_features, T). Output of `forward`: logits (B, num_classes)."""
 
+    arch = "marblenet"  # the name fdvad checkpoints record
+
     def __init__(self, config: MarbleNetConfig | None = None, **overrides):
         super().__init__()
         config = config or MarbleNetConfig()

@@ -46,8 +46,12 @@ class VADTrainingModule(L.LightningModule):
                                  freq_width=d.freq_width, time_masks=d.time_masks, time_width=d.time_width)
         if self.recipe.data.labels == "frame":
             loss_fast, loss_exact = window_losses(self.model, feats, labels, rng)
-            loss = loss_fast + self.recipe.train.exact_loss_weight * loss_exact
-            self.log_dict({"loss_fast": loss_fast, "loss_exact": loss_exact}, on_step=True, prog_bar=False)
+            if loss_fast is None:  # a window-only model: the isolated windows are the whole objective
+                loss = loss_exact
+            else:
+                loss = loss_fast + self.recipe.train.exact_loss_weight * loss_exact
+                self.log("loss_fast", loss_fast, on_step=True, prog_bar=False)
+            self.log("loss_exact", loss_exact, on_step=True, prog_bar=False)
         else:
             lengths = torch.full((feats.shape[0],), feats.shape[2], dtype=torch.long)
             logits = self.model(feats, lengths)
@@ -86,17 +90,27 @@ class VADTrainingModule(L.LightningModule):
         return make_optimizer(param_groups(self.model, o.weight_decay, o.layer_decay), self.recipe)
 
 
+# Parameters below the first block (a transformer's patch embedding, CLS token, absolute positions): layer -1.
+STEM_PARAMETERS = ("patch_embed.", "cls_token", "pos_embed")
+# Never weight-decayed besides 1-D tensors (as the official FD code): tokens, positions, relative bias tables.
+NO_DECAY_PARAMETERS = ("cls_token", "pos_embed", "rel_pos_bias.table")
+
+
 def layer_of(name: str, n_layers: int) -> int:
-    """Layer index of a parameter for layer-wise lr decay: encoder block k -> k, anything else (the head) -> top."""
+    """Layer index of a parameter for layer-wise lr decay: encoder block k -> k, a transformer's stem -> -1,
+    anything else (the head, final norms, a shared relative position bias) -> top (n_layers)."""
     parts = name.split(".")
     if len(parts) > 2 and parts[0] in ("encoder", "blocks") and parts[1].isdigit():
         return int(parts[1])
+    if name.startswith(STEM_PARAMETERS):
+        return -1
     return n_layers
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
-    """AdamW/SGD groups: no weight decay on 1-D tensors (biases, norms); with layer_decay < 1, encoder block i of
-    n gets lr x layer_decay^(n - i) and the head x1 (FD's fine-tuning rule, depth = n - 1 blocks after the stem)."""
+    """AdamW/SGD groups: no weight decay on 1-D tensors (biases, norms) and NO_DECAY_PARAMETERS; with
+    layer_decay < 1, encoder block i of n gets lr x layer_decay^(n - i), a transformer's stem
+    x layer_decay^(n + 1) and the head x1 (FD's fine-tuning rule, scale_i = decay^(depth + 1 - i))."""
     encoder = getattr(model, "encoder", None) or getattr(model, "blocks", None)
     n = len(encoder) if isinstance(encoder, (torch.nn.ModuleList, torch.nn.Sequential)) else 0
     groups: dict[tuple[int, bool], dict] = {}
@@ -104,7 +118,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float, layer_decay: float
         if not p.requires_grad:
             continue
         layer = layer_of(name, n) if n and layer_decay != 1.0 else 0  # one scale for all without decay
-        decayed = p.dim() > 1
+        decayed = p.dim() > 1 and not name.endswith(NO_DECAY_PARAMETERS)
         g = groups.setdefault((layer, decayed), {"params": [], "weight_decay": weight_decay if decayed else 0.0,
                                                  "lr_scale": layer_decay ** (n - layer) if n and layer_decay != 1.0
                                                  else 1.0})

@@ -51,16 +51,22 @@ def window_targets(frames: torch.Tensor, n_windows: int, spec: WindowSpec = SPEC
 
 
 def window_losses(model, feats: torch.Tensor, frames: torch.Tensor, rng: np.random.Generator,
-                  n_isolated: int = 4, spec: WindowSpec = SPEC) -> tuple[torch.Tensor, torch.Tensor]:
+                  n_isolated: int = 4, spec: WindowSpec = SPEC) -> tuple[torch.Tensor | None, torch.Tensor]:
     """(fast loss, exact loss), binary cross-entropy on (B, F, T) features and (B, T) frame labels in [0, 1].
 
-    The model needs forward_features, frame_logits and forward(x, lengths) (MarbleNet has them)."""
+    The model needs forward_features, frame_logits and forward(x, lengths) (MarbleNet has them). A model
+    without frame_logits (the audio transformer, scored in exact mode only) gets no fast loss (None) and
+    4x as many isolated windows."""
     w, s, lead = spec.window_frames, spec.shift_frames, spec.lead_frames
-    enc = model.forward_features(feats)
-    fl = model.frame_logits(enc)
-    diff = (fl[..., 1] - fl[..., 0]).unsqueeze(1)  # (B, 1, T)
-    pooled = F.avg_pool1d(diff, w, s).squeeze(1)  # window j covers frames [8j, 8j + 63)
-    loss_fast = F.binary_cross_entropy_with_logits(pooled, window_targets(frames, pooled.shape[1], spec))
+    loss_fast = None
+    if hasattr(model, "frame_logits"):
+        enc = model.forward_features(feats)
+        fl = model.frame_logits(enc)
+        diff = (fl[..., 1] - fl[..., 0]).unsqueeze(1)  # (B, 1, T)
+        pooled = F.avg_pool1d(diff, w, s).squeeze(1)  # window j covers frames [8j, 8j + 63)
+        loss_fast = F.binary_cross_entropy_with_logits(pooled, window_targets(frames, pooled.shape[1], spec))
+    else:
+        n_isolated *= 4
 
     b, t = feats.shape[0], feats.shape[2]
     if t < w + 1 + s:

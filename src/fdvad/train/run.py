@@ -50,6 +50,9 @@ def build_model(recipe: Recipe) -> tuple[torch.nn.Module, dict]:
     path = Path(m.init)
     source, config = load_model_file(path, "model.init")
     ours, theirs = model.state_dict(), source.state_dict()
+    adapt = getattr(model, "adapt_state_dict", None)
+    if callable(adapt):  # e.g. a distilled transformer's shared position bias into per-block tables
+        theirs = adapt(theirs)
     mismatched = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
     extra = [k for k in theirs if k not in ours]
     if mismatched or extra:

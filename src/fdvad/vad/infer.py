@@ -12,7 +12,8 @@ Two modes, both over features computed once per block of audio, never per window
   fast   the encoder runs once over the whole feature sequence; a window's logit is the mean of the per-frame
          head outputs over its 63 frames, which equals the head applied to the pooled encoder output because
          the head is linear. About 8x fewer network operations (windows overlap 8-fold); the shared
-         front end makes the whole call about 4x faster (bench/vad_speed.py).
+         front end makes the whole call about 4x faster (bench/vad_speed.py). Only for models with
+         `frame_logits` (MarbleNet); others (the audio transformer) are always scored in exact mode.
 
 Long audio is processed in blocks of `block_windows` windows with enough context on both sides that the
 result does not depend on the block size, so memory stays flat however long the file is.
@@ -121,7 +122,8 @@ class WindowScorer:
         self.features = features.eval()
         self.spec = spec or WindowSpec(sample_rate=features.config.sample_rate, hop_length=features.hop_length)
         self.spec.validate()
-        self.mode = mode
+        # A model without per-frame logits (a transformer attends to its whole input) has no fast mode.
+        self.mode = mode if hasattr(model, "frame_logits") else "exact"
         self.block_windows = block_windows
         self.batch_windows = batch_windows
         # Input frames that influence an encoder output frame on either side, plus the STFT's own reach.
