@@ -156,6 +156,9 @@ def _register_eval_commands() -> None:
 
     app.command("distill")(distill_command)
     app.command("finetune")(finetune_command)
+    from .analysis.commands import analyze_command
+
+    app.command("analyze")(analyze_command)
 
 
 _register_eval_commands()
