@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
