@@ -18,7 +18,7 @@ DATA_APT_PACKAGES := festvox-kdlpc16k festvox-us-slt-hts festvox-ca-ona-hts fest
 	musescore-general-soundfont-small openttd-opensfx planetblupi-music-ogg singularity-music sonic-pi-samples \
 	sound-icons tecnoballz-data warzone2100-music wesnoth-1.16-music
 
-.PHONY: install data-deps demo test test-fast bench model experiment experiment-smoke sample clean
+.PHONY: install data-deps demo test test-fast bench model experiment experiment-smoke experiment-transformer experiment-transformer-smoke sample clean
 
 install: $(VENV)/.installed
 
@@ -77,6 +77,11 @@ experiment: install
 	$(BIN)/python experiments/fd_marblenet/run.py
 experiment-smoke: install
 	$(BIN)/python experiments/fd_marblenet/run.py --smoke
+# FD on the audio transformer: position encodings and the paper's analyses (docs/experiments/fd_transformer.md).
+experiment-transformer: install
+	$(BIN)/python experiments/fd_transformer/run.py
+experiment-transformer-smoke: install
+	$(BIN)/python experiments/fd_transformer/run.py --smoke
 
 # Re-make the bundled sample examples/sample.flac.
 sample: install
