@@ -69,7 +69,7 @@ model: install
 	  --systems fdvad:$(MODEL_RUN)/model.safetensors,silero,webrtc,pocketsphinx
 	$(BIN)/fdvad compare $(MODEL_CORPUS)/test_unseen_language/manifest.json --out $(MODEL_RUN)/compare-unseen --overwrite \
 	  --systems fdvad:$(MODEL_RUN)/model.safetensors,silero,webrtc,pocketsphinx
-	$(BIN)/python bench/real_audio.py --models $(MODEL_RUN)/model.safetensors --json $(MODEL_RUN)/real_audio.json
+	$(BIN)/python bench/real_audio.py --models $(MODEL_RUN)/model.safetensors --thresholds 0.5 --json $(MODEL_RUN)/real_audio.json
 	$(BIN)/python scripts/model_card.py $(MODEL_RUN) $(MODEL_INSTALL)
 
 # The Feature Distillation experiment (docs/experiments/fd_marblenet.md); the smoke version takes minutes.

@@ -46,6 +46,9 @@ def _systems(args):
         vad = fdvad.load_vad(spec, mode="fast")
         name = f"fdvad {spec}"
         systems[name] = lambda audio, v=vad: frame_mask(v(audio, SR), len(audio) // 160)
+        for t in args.thresholds:  # the same model at other onsets (offset = onset - 0.15)
+            systems[f"{name} @ {t:g}"] = lambda audio, v=vad, t=t: frame_mask(v(audio, SR, threshold=t),
+                                                                           len(audio) // 160)
     if not args.no_silero:
         from silero_vad import get_speech_timestamps, load_silero_vad
 
@@ -124,6 +127,8 @@ def held_out_non_speech(max_s: float):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="default", help="comma-separated fdvad models (names or .safetensors)")
+    ap.add_argument("--thresholds", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
+                    help="also score each fdvad model at these onsets, e.g. 0.5,0.7")
     ap.add_argument("--no-silero", action="store_true")
     ap.add_argument("--no-webrtc", action="store_true")
     ap.add_argument("--max-source-s", type=float, default=30.0)
