@@ -68,6 +68,12 @@ def _score(systems, items, label: str, timed: bool):
             bar.stop()
 
 
+def _corpus_title(corpus: str) -> str:
+    """A plot title naming the corpus: its last two path parts ("test/manifest.json"), not just "manifest.json"."""
+    parts = Path(corpus).parts
+    return "/".join(parts[-2:]) if len(parts) >= 2 else corpus
+
+
 def _fmt(value, pct: bool = False) -> str:
     if value is None:
         return "-"
@@ -119,7 +125,7 @@ def eval_command(
                                                                    f"{report['overall']['hours']:.2f} h")
         _print_breakdown(report["by_condition"])
         _write_json(folder / "eval.json", report, overwrite)
-        save_curves(results, folder / "roc.png", folder / "pr.png", title=Path(corpus).name, overwrite=overwrite)
+        save_curves(results, folder / "roc.png", folder / "pr.png", title=_corpus_title(corpus), overwrite=overwrite)
         typer.echo(f"results -> {folder / 'eval.json'}, {folder / 'roc.png'}, {folder / 'pr.png'}", err=True)
     except FdvadError as e:
         _error(str(e))
@@ -155,7 +161,7 @@ def compare_command(
         report = {"corpus": corpus, "systems": {name: {**rows[name], "x_real_time_one_thread": speed[name],
                                                        "binary": s.binary} for name, s in zip(results, chosen)}}
         _write_json(folder / "compare.json", report, overwrite)
-        save_curves(results, folder / "roc.png", folder / "pr.png", title=Path(corpus).name, overwrite=overwrite)
+        save_curves(results, folder / "roc.png", folder / "pr.png", title=_corpus_title(corpus), overwrite=overwrite)
         typer.echo(f"results -> {folder / 'compare.json'}, {folder / 'roc.png'}, {folder / 'pr.png'}", err=True)
     except FdvadError as e:
         _error(str(e))
