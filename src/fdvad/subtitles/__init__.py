@@ -1,0 +1,1 @@
+"""Subtitles from speech: cue layout (layout.py) and subtitle files (formats.py)."""
