@@ -115,3 +115,13 @@ def test_random_word_streams_keep_the_line_rules(rng):
         assert problems == [], (trial, problems)
         assert [t for c in cues for line in c.lines for t in line.split()] == list(tokens)
         assert np.all(np.diff([c.start for c in cues]) > 0)
+
+
+def test_check_layout_finds_a_line_broken_inside_a_word():
+    from fdvad.subtitles.layout import Cue
+
+    words = [Word("Feature Distillation", 0.0, 1.0), Word("works.", 1.0, 1.5)]
+    good = Cue(0.0, 1.5, ["Feature Distillation", "works."], words)
+    bad = Cue(0.0, 1.5, ["Feature", "Distillation works."], words)
+    assert check_layout([good]) == []
+    assert check_layout([bad]) == ["cue 1: its lines do not break at word boundaries of its words"]

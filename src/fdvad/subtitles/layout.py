@@ -210,9 +210,19 @@ def check_layout(cues: list[Cue], rules: LayoutRules | None = None, tolerance: f
             problems.append(f"cue {k}: empty duration")
         if k < len(cues) and cues[k].start - cue.end < rules.min_gap_s - tolerance:
             problems.append(f"cue {k}: gap to the next cue {cues[k].start - cue.end:.3f} s < {rules.min_gap_s} s")
-        words = {w.text for w in cue.words}
-        for line in cue.lines:
-            for token in line.split():
-                if words and token not in words:
-                    problems.append(f"cue {k}: {token!r} is not a whole word of the cue")
+        if cue.words and not _lines_at_word_boundaries(cue.lines, [w.text for w in cue.words]):
+            problems.append(f"cue {k}: its lines do not break at word boundaries of its words")
     return problems
+
+
+def _lines_at_word_boundaries(lines: list[str], words: list[str]) -> bool:
+    """Each line is a run of whole consecutive words (a word may hold spaces: a glossary phrase), in order."""
+    i = 0
+    for line in lines:
+        run = []
+        while i < len(words) and len(" ".join(run)) < len(line):
+            run.append(words[i])
+            i += 1
+        if " ".join(run) != line:
+            return False
+    return i == len(words)
