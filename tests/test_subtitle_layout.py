@@ -59,8 +59,8 @@ def test_pauses_end_cues_and_cues_do_not_linger_over_silence():
 
 def test_short_cues_are_stretched_to_the_minimum_and_fast_ones_within_limits():
     cues = layout([Word("Yes.", 1.0, 1.3), Word("Now", 5.0, 5.2)])
-    # "Yes." reaches 0.83 s (end first, then start); "Now" can grow 0.3 s each side only: 0.8 s
-    assert [(round(c.start, 3), round(c.end, 3)) for c in cues] == [(0.77, 1.6), (4.7, 5.5)]
+    # "Yes." grows 0.265 s on each side to 0.83 s; "Now" can grow 0.3 s each side only: 0.8 s
+    assert [(round(c.start, 3), round(c.end, 3)) for c in cues] == [(0.735, 1.565), (4.7, 5.5)]
     assert check_layout(cues) == ["cue 2: 0.80 s < 0.83 s"]  # reported, not hidden
     rules = LayoutRules(extend_s=1.0)
     assert check_layout(layout([Word("Yes.", 1.0, 1.3), Word("Now", 5.0, 5.2)], rules), rules) == []

@@ -159,6 +159,9 @@ def _register_eval_commands() -> None:
     from .analysis.commands import analyze_command
 
     app.command("analyze")(analyze_command)
+    from .subtitles.commands import subtitle_command
+
+    app.command("subtitle")(subtitle_command)
 
 
 _register_eval_commands()

@@ -14,8 +14,9 @@ How:
      the two halves best; a word is never split;
   3. a cue's text is broken into lines the same way (punctuation, then conjunctions, then balance);
   4. timing: a cue runs from its first word's start to its last word's end; a cue too short for
-     `min_duration_s` or too fast for `max_cps` is stretched, end first, by at most `extend_s` on each side and
-     never closer than `min_gap_s` to its neighbours. What cannot be met that way is reported by
+     `min_duration_s` or too fast for `max_cps` is stretched by half the shortfall on each side (a side without
+     room gives it to the other), by at most `extend_s` per side and never closer than `min_gap_s` to its
+     neighbours. What cannot be met that way is reported by
      `check_layout`, never hidden.
 """
 
@@ -179,10 +180,14 @@ def _time(cues: list[Cue], rules: LayoutRules) -> None:
         next_start = cues[k + 1].start if k + 1 < len(cues) else float("inf")
         prev_end = cues[k - 1].end if k > 0 else 0.0
         need = max(rules.min_duration_s, cue.chars / rules.max_cps)
-        if cue.end - cue.start < need:
-            cue.end = min(cue.start + need, words_end + rules.extend_s, next_start - rules.min_gap_s)
-        if cue.end - cue.start < need:
-            cue.start = max(cue.end - need, words_start - rules.extend_s, prev_end + rules.min_gap_s, 0.0)
+        short = need - (cue.end - cue.start)
+        if short > 0:
+            # room on each side, then half the shortfall each way; a side with less room gives the rest to the other
+            room_after = max(0.0, min(rules.extend_s, next_start - rules.min_gap_s - words_end))
+            room_before = max(0.0, min(rules.extend_s, words_start - prev_end - rules.min_gap_s, words_start))
+            after = min(room_after, max(short / 2, short - room_before))
+            before = min(room_before, short - after)
+            cue.start, cue.end = words_start - before, words_end + after
         cue.start = min(cue.start, words_start)
         cue.end = max(cue.end, cue.start)
         if cue.end > next_start - rules.min_gap_s:  # overlapping word timings from the ASR
