@@ -159,9 +159,10 @@ def _register_eval_commands() -> None:
     from .analysis.commands import analyze_command
 
     app.command("analyze")(analyze_command)
-    from .subtitles.commands import subtitle_command
+    from .subtitles.commands import eval_asr_command, subtitle_command
 
     app.command("subtitle")(subtitle_command)
+    app.command("eval-asr")(eval_asr_command)
 
 
 _register_eval_commands()
@@ -287,6 +288,30 @@ def data_windows_command(
         n = write_window_manifest(read_corpus(corpus, audio_dir), out, label_rule=label_rule, window_s=window_s,
                                   shift_s=shift_s, overwrite=overwrite)
         typer.echo(f"{n} windows -> {out}")
+    except FdvadError as e:
+        _error(str(e))
+        raise typer.Exit(e.exit_code)
+
+
+@data_app.command("episodes")
+def data_episodes_command(
+    out: str = typer.Option(..., "--out", help="Folder for the episodes (WAV + RTTM + manifest.json)."),
+    count: int = typer.Option(5, "--count", min=1, help="How many episodes."),
+    minutes: float = typer.Option(3.0, "--minutes", help="Length of each episode."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the first episode (episode k uses seed + k)."),
+) -> None:
+    """Generated dialogue episodes with reference transcripts, for `fdvad eval-asr` (docs/subtitles.md)."""
+    from .subtitles.episodes import write_episodes
+
+    try:
+        if not minutes > 0:
+            raise ConfigError(f"--minutes must be > 0, got {minutes}")
+
+        def progress(done: int, total: int) -> None:
+            typer.echo(f"episode {done}/{total}", err=True)
+
+        manifest = write_episodes(out, count, minutes, seed, progress)
+        typer.echo(f"{count} episodes -> {manifest}")
     except FdvadError as e:
         _error(str(e))
         raise typer.Exit(e.exit_code)

@@ -126,3 +126,42 @@ def subtitle_command(
                 bar.stop()
     if failed:
         raise typer.Exit(1)
+
+
+def eval_asr_command(
+    manifest: str = typer.Argument(..., metavar="MANIFEST", help="JSON lines with audio_filepath and text (e.g. "
+                                                                 "from `fdvad data episodes`)."),
+    vads: str = typer.Option("default,silero,webrtc,none", "--vads",
+                             help="Comma-separated VAD choices: default, a model path, silero, webrtc, none."),
+    asr: str = typer.Option("pocketsphinx", "--asr", help="ASR engine (see fdvad subtitle --help)."),
+    asr_model: Optional[str] = typer.Option(None, "--asr-model", help="A local ASR model path."),
+    out: str = typer.Option("fdvad_eval_asr", "--out", help="Folder for eval_asr.json and eval_asr.md."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing result files."),
+) -> None:
+    """CER/WER, speech recall and time of the whole subtitle pipeline, once per VAD choice."""
+    from ..eval.commands import _prepare_out
+    from ..fileio import atomic_write_text
+    from .evaluate import evaluate_asr, table
+
+    try:
+        choices = [v.strip() for v in vads.split(",") if v.strip()]
+        if not choices:
+            raise ConfigError("--vads: give at least one VAD choice")
+        folder = _prepare_out(out, ("eval_asr.json", "eval_asr.md"), overwrite)
+
+        def progress(vad: str, done: int, total: int) -> None:
+            if sys.stderr.isatty():
+                typer.echo(f"\r{vad}: {done}/{total} items", nl=done == total, err=True)
+
+        report = evaluate_asr(manifest, choices, asr, asr_model, progress)
+        text = table(report)
+        typer.echo(text)
+        import json
+
+        atomic_write_text(folder / "eval_asr.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n",
+                          overwrite=overwrite)
+        atomic_write_text(folder / "eval_asr.md", text + "\n", overwrite=overwrite)
+        typer.echo(f"results -> {folder / 'eval_asr.json'}, {folder / 'eval_asr.md'}", err=True)
+    except FdvadError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code)
