@@ -4,6 +4,7 @@
     vad = fdvad.load_vad()                 # the shipped default model, fast mode
     segments = vad("talk.mp4")             # [Segment(start=1.23, end=4.56, score=0.97), ...]
     probs, hop_s = vad.speech_probs(samples, sample_rate=16000)
+    result = fdvad.subtitle_file("episode.mkv")   # cues (result.cues) for fdvad.write_cues(result.cues, "ep.srt")
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ _EXPORTS = {
     "PostprocessConfig": "fdvad.vad.postprocess",
     "Segment": "fdvad.vad.segment",
     "FdvadError": "fdvad.errors",
+    "subtitle_file": "fdvad.subtitles.pipeline",
+    "SubtitleOptions": "fdvad.subtitles.pipeline",
+    "write_cues": "fdvad.subtitles.formats",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
