@@ -71,3 +71,12 @@ def test_eval_asr_scores_each_vad_choice(tmp_path):
     assert report["systems"]["none"]["speech_recall"] == 1.0  # fixed windows hear everything
     assert report["systems"]["default"]["asr_audio_min"] < report["systems"]["none"]["asr_audio_min"]
     assert "| default |" in table(report) and (tmp_path / "out" / "eval_asr.md").is_file()
+
+
+def test_eval_asr_refuses_an_unknown_enhancement(tmp_path):
+    manifest = tmp_path / "m.json"
+    manifest.write_text('{"audio_filepath": "a.wav", "text": "hi"}\n')
+    r = subprocess.run([sys.executable, "-m", "fdvad.cli", "eval-asr", str(manifest), "--enhance", "none,demucs",
+                        "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and r.stderr.startswith("error: --enhance: unknown demucs") and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()

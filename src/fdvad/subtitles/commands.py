@@ -133,6 +133,8 @@ def eval_asr_command(
                                                                  "from `fdvad data episodes`)."),
     vads: str = typer.Option("default,silero,webrtc,none", "--vads",
                              help="Comma-separated VAD choices: default, a model path, silero, webrtc, none."),
+    enhance: str = typer.Option("none", "--enhance", help="Comma-separated enhancements to run each VAD with: "
+                                                          "none, spectral, rnnoise."),
     asr: str = typer.Option("pocketsphinx", "--asr", help="ASR engine (see fdvad subtitle --help)."),
     asr_model: Optional[str] = typer.Option(None, "--asr-model", help="A local ASR model path."),
     out: str = typer.Option("fdvad_eval_asr", "--out", help="Folder for eval_asr.json and eval_asr.md."),
@@ -144,16 +146,22 @@ def eval_asr_command(
     from .evaluate import evaluate_asr, table
 
     try:
+        from .enhance import METHODS
+
         choices = [v.strip() for v in vads.split(",") if v.strip()]
         if not choices:
             raise ConfigError("--vads: give at least one VAD choice")
+        methods = tuple(m.strip() for m in enhance.split(",") if m.strip()) or ("none",)
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise ConfigError(f"--enhance: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
         folder = _prepare_out(out, ("eval_asr.json", "eval_asr.md"), overwrite)
 
         def progress(vad: str, done: int, total: int) -> None:
             if sys.stderr.isatty():
                 typer.echo(f"\r{vad}: {done}/{total} items", nl=done == total, err=True)
 
-        report = evaluate_asr(manifest, choices, asr, asr_model, progress)
+        report = evaluate_asr(manifest, choices, asr, asr_model, progress, methods)
         text = table(report)
         typer.echo(text)
         import json

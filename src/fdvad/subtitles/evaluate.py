@@ -1,6 +1,8 @@
 """`fdvad eval-asr`: the whole subtitle pipeline once per VAD choice on episodes with reference transcripts.
 
-For each VAD choice (fdvad models, silero, webrtc, none = fixed 30 s windows) and each item of the manifest
+For each VAD choice (fdvad models, silero, webrtc, none = fixed 30 s windows), optionally with each speech
+enhancement (`enhancements`: none, spectral, rnnoise; it changes what both the VAD and the ASR hear), and each
+item of the manifest
 (NeMo ASR style: audio_filepath and text; speech times from `turns` or `rttm_filepath` when present):
   CER and WER   jiwer over all items together, on normalised text (lower case, punctuation removed);
   speech recall the share of reference speech time inside the audio given to the ASR;
@@ -73,20 +75,24 @@ def _covered(spans: list[tuple[float, float]], chunks) -> float:
 
 
 def evaluate_asr(manifest: str | Path, vads: list[str], asr: str = "pocketsphinx", asr_model: str | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> dict:
+                 progress: Callable[[str, int, int], None] | None = None,
+                 enhancements: tuple[str, ...] = ("none",)) -> dict:
+    """One pipeline run per (VAD, enhancement) pair; a pair is named by its VAD, plus " + METHOD" when
+    enhanced."""
     import jiwer
 
     from .pipeline import Pipeline, SubtitleOptions
 
     items = read_asr_manifest(manifest)
     results = {}
-    for vad in vads:
-        pipeline = Pipeline(SubtitleOptions(vad=vad, asr=asr, asr_model=asr_model))
+    for vad, method in [(v, m) for v in vads for m in enhancements]:
+        name = vad if method == "none" else f"{vad} + {method}"
+        pipeline = Pipeline(SubtitleOptions(vad=vad, asr=asr, asr_model=asr_model, enhance=method))
         refs, hyps, per_item = [], [], []
         speech_total = speech_heard = asr_audio = asr_s = total_s = audio_s = 0.0
         for k, entry in enumerate(items):
             if progress:
-                progress(vad, k, len(items))
+                progress(name, k, len(items))
             result = pipeline(entry["audio_filepath"])
             ref, hyp = normalize(entry["text"]), normalize(" ".join(w.text for w in result.words))
             refs.append(ref)
@@ -101,8 +107,8 @@ def evaluate_asr(manifest: str | Path, vads: list[str], asr: str = "pocketsphinx
             per_item.append({"audio": entry["audio_filepath"], "wer": jiwer.wer(ref, hyp) if ref else None,
                              "cer": jiwer.cer(ref, hyp) if ref else None, "hypothesis": hyp})
         if progress:
-            progress(vad, len(items), len(items))
-        results[vad] = {"cer": float(jiwer.cer(refs, hyps)), "wer": float(jiwer.wer(refs, hyps)),
+            progress(name, len(items), len(items))
+        results[name] = {"cer": float(jiwer.cer(refs, hyps)), "wer": float(jiwer.wer(refs, hyps)),
                         "speech_recall": speech_heard / speech_total if speech_total else None,
                         "asr_audio_min": asr_audio / 60, "asr_s": asr_s, "total_s": total_s,
                         "audio_min": audio_s / 60, "items": per_item}
