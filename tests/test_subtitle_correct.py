@@ -62,6 +62,9 @@ def test_numbers_ten_and_above_become_digits():
     assert texts(format_numbers(words_of("one hundred and five people, two thousand twenty four."))) == \
         ["105", "people,", "2024."]
     assert texts(format_numbers(words_of("forty-two"))) == ["42"]
+    assert texts(format_numbers(words_of("ten and two"))) == ["10", "and", "two"]  # not 12
+    assert texts(format_numbers(words_of("twelve thirteen"))) == ["12", "13"]  # two numbers, not 25
+    assert texts(format_numbers(words_of("nineteen hundred"))) == ["1900"]
     w = format_numbers(words_of("about twenty one"))[1]
     assert (w.start, w.end) == (pytest.approx(0.35), pytest.approx(1.0))
 

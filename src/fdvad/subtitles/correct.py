@@ -154,25 +154,34 @@ def correct_spelling(words: list[Word], protected: set[int] = frozenset()) -> li
     return out
 
 
-def _number_value(tokens: list[str]) -> int | None:
-    """The value of spelled-out number tokens ("one hundred and five" -> 105); None if they are not one."""
-    total, current, seen = 0, 0, False
+def _number_value(tokens: list[str], prefix: bool = False) -> int | None:
+    """The value of spelled-out number tokens ("one hundred and five" -> 105); None if they do not form one number
+    ("twelve thirteen", "ten and two"). With `prefix`, only whether they can start one (0 or None)."""
+    # what may follow what: a unit after a tens word ("twenty one"), "and" only after a scale word
+    follows = {"unit": (None, "tens", "hundred", "scale", "and"), "teen": (None, "hundred", "scale", "and"),
+               "tens": (None, "hundred", "scale", "and"), "hundred": ("unit", "teen"),
+               "scale": ("unit", "teen", "tens", "hundred"), "and": ("hundred", "scale")}
+    total, current, last = 0, 0, None
     for t in tokens:
-        if t in UNITS:
-            current += UNITS[t]
-        elif t in TENS:
-            current += TENS[t]
-        elif t == "hundred":
-            current = max(current, 1) * 100
-        elif t in ("thousand", "million"):
-            total += max(current, 1) * SCALES[t]
-            current = 0
-        elif t == "and" and seen:
-            continue
-        else:
+        kind = ("unit" if UNITS.get(t, 99) < 10 else "teen" if t in UNITS else "tens" if t in TENS
+                else "hundred" if t == "hundred" else "scale" if t in SCALES else "and" if t == "and" else None)
+        if kind is None or last not in follows[kind]:
             return None
-        seen = True
-    return total + current if seen else None
+        if kind in ("unit", "teen"):
+            current += UNITS[t]
+        elif kind == "tens":
+            current += TENS[t]
+        elif kind == "hundred":
+            current *= 100
+        elif kind == "scale":
+            total += current * SCALES[t]
+            current = 0
+        last = kind
+    if prefix:
+        return 0
+    if last in (None, "and"):
+        return None
+    return total + current
 
 
 def format_numbers(words: list[Word]) -> list[Word]:
@@ -186,6 +195,7 @@ def format_numbers(words: list[Word]) -> list[Word]:
             lead, core, trail = _split_edges(words[j].text)
             pieces = core.lower().split("-")
             ok = all(p in numeric for p in pieces) or (core.lower() == "and" and parts and j + 1 < len(words))
+            ok = ok and _number_value(parts + pieces, prefix=True) is not None  # still one number
             if not ok or (j > i and lead):
                 break
             parts += pieces
