@@ -74,7 +74,8 @@ def analyze(subjects: list[Subject], landscapes: tuple[str, ...] = ("1d", "2d"),
 def _save(fig, path: Path, overwrite: bool) -> None:
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), overwrite=overwrite)
     plt.close(fig)
 
@@ -123,8 +124,8 @@ def plot(result: dict, out: Path, overwrite: bool = True) -> list[Path]:
         _save(fig, out / "head_similarity.png", overwrite)
         written.append(out / "head_similarity.png")
 
-        fig, axes = plt.subplots(len(with_attention), depth, figsize=(2.1 * depth, 2.3 * len(with_attention)),
-                                 squeeze=False)
+        fig, axes = plt.subplots(len(with_attention), depth, figsize=(2.1 * depth, 2.4 * len(with_attention)),
+                                 squeeze=False, layout="constrained")
         for r, (name, att) in enumerate(with_attention.items()):
             for c in range(depth):
                 ax = axes[r][c]
