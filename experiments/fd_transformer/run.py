@@ -41,14 +41,14 @@ class Plan:
     items_b: int = 450
     jobs: int = 2
     model: str = "vit_vad_tiny"
-    teacher_steps: int = 1200  # about 30 min in all on 2 CPU cores (a MarbleNet-sized cost per step)
+    teacher_steps: int = 1200  # about 40 min in all on 2 CPU cores (a MarbleNet-sized cost per step)
     finetune_steps: int = 400
     distill_steps: int = 400
     batch: int = 16
     crop_s: float = 3.0
     val_every: int = 200
     val_items: int = 30
-    seeds: list = field(default_factory=lambda: [0])
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
     analysis_inputs: int = 256
     landscape_points: int = 21
     landscape_grid: int = 11

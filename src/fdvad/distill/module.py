@@ -14,6 +14,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..features import FeatureExtractor
 from ..train.module import make_optimizer, param_groups
 from ..train.objectives import spec_augment
@@ -54,7 +55,8 @@ class DistillModule(L.LightningModule):
             return feats
         w = WINDOW_FRAMES
         if feats.shape[2] < w:
-            raise ValueError(f"crops of {feats.shape[2]} frames are shorter than one {w}-frame window")
+            raise ConfigError(f"data.crop_s gives crops of {feats.shape[2]} frames, shorter than one {w}-frame "
+                              "window: use crops of at least 0.64 s")
         return feats.unfold(2, w, w).permute(0, 2, 1, 3).flatten(0, 1)
 
     def on_train_epoch_start(self) -> None:
