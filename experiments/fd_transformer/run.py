@@ -231,16 +231,19 @@ def write_report(path: Path, figures: Path, plan: Plan, args, scores: dict, anal
     base_sharp = land["finetune (teacher)"]["landscape_1d"]["sharpness"]
     fd_sharp = land["FD (shared RPB) + finetune"]["landscape_1d"]["sharpness"]
 
-    best_label, best_diff, best_lo, _ = max(verdicts, key=lambda v: v[1])
+    best_label, best_diff, best_lo, best_hi = max(verdicts, key=lambda v: v[1])
     n_seeds = len(plan.seeds)
     if n_seeds == 1:
         auroc_claim = (f"with one seed, the best FD arm ({best_label}) differs from plain fine-tuning by "
                        f"{best_diff:+.4f} AUROC; one seed cannot settle it")
     elif best_lo > 0:
         auroc_claim = f"holds here for {best_label}: {best_diff:+.4f} AUROC, 95 % CI above 0"
+    elif best_hi < 0:
+        auroc_claim = (f"does not hold here: every FD arm ends below plain fine-tuning, even the best ({best_label}: "
+                       f"{best_diff:+.4f} AUROC, 95 % CI [{best_lo:+.4f}, {best_hi:+.4f}])")
     else:
         auroc_claim = (f"not shown here: the best FD arm ({best_label}) is {best_diff:+.4f} AUROC from plain "
-                       "fine-tuning, and its 95 % CI contains 0 or lies below it")
+                       f"fine-tuning, 95 % CI [{best_lo:+.4f}, {best_hi:+.4f}] contains 0")
     def verdict(after: float, before: float, lower_is_claimed: bool) -> str:
         """'holds' / 'does not hold' when the two differ by more than 5 % (relative), else no clear difference."""
         if abs(after - before) <= 0.05 * max(abs(before), 1e-9):
