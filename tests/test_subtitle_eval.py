@@ -28,7 +28,7 @@ def test_normalize_and_manifest_errors(tmp_path):
     with pytest.raises(ConfigError, match="line 1: needs audio_filepath and text"):
         read_asr_manifest(bad)
     bad.write_text("not json\n")
-    with pytest.raises(ConfigError, match="not JSON"):
+    with pytest.raises(ConfigError, match="not valid JSON"):
         read_asr_manifest(bad)
     with pytest.raises(ConfigError, match="not found"):
         read_asr_manifest(tmp_path / "missing.json")

@@ -12,7 +12,6 @@ item of the manifest
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Callable
@@ -30,38 +29,33 @@ def normalize(text: str) -> str:
 
 def read_asr_manifest(path: str | Path) -> list[dict]:
     """Items with 'audio_filepath' and 'text'; relative audio paths are relative to the manifest."""
+    from ..vad.formats import _read_lines, read_manifest
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"manifest not found: {path}")
-    items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path} line {number}: not JSON ({e.msg})") from None
-        if not isinstance(entry, dict) or "audio_filepath" not in entry or "text" not in entry:
+    entries = read_manifest(path)
+    # read_manifest skips blank lines only, so entry i is on the i-th non-blank line
+    line_of = [n for n, line in enumerate(_read_lines(path), start=1) if line.strip()]
+    for entry, number in zip(entries, line_of):
+        if "text" not in entry:
             raise ConfigError(f"{path} line {number}: needs audio_filepath and text")
         audio = Path(entry["audio_filepath"])
         entry["audio_filepath"] = str(audio if audio.is_absolute() else path.parent / audio)
-        items.append(entry)
-    if not items:
+    if not entries:
         raise ConfigError(f"{path} has no items")
-    return items
+    return entries
 
 
 def _speech_spans(entry: dict) -> list[tuple[float, float]]:
+    """Reference speech of an item: its `turns`, else the SPEAKER lines of its `rttm_filepath` (overlaps merged)."""
+    from ..vad.formats import read_rttm
+
     if entry.get("turns"):
         return [(float(t[0]), float(t[1])) for t in entry["turns"]]
     rttm = entry.get("rttm_filepath")
     if rttm and Path(rttm).is_file():
-        spans = []
-        for line in Path(rttm).read_text().splitlines():
-            parts = line.split()
-            if len(parts) >= 5 and parts[0] == "SPEAKER":
-                spans.append((float(parts[3]), float(parts[3]) + float(parts[4])))
-        return spans
+        return [(s.start, s.end) for segments in read_rttm(rttm).values() for s in segments]
     return []
 
 
