@@ -172,9 +172,7 @@ def plot(result: dict, out: Path, overwrite: bool = True) -> list[Path]:
             ax.plot(0, 0, "r+")
             ax.set(title=f"{name}: loss", xlabel="direction 1", ylabel="direction 2")
         fig.colorbar(cs, ax=list(axes[0]))
-        atomic_write(out / "landscape_2d.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"),
-                     overwrite=overwrite)
-        plt.close(fig)
+        _save(fig, out / "landscape_2d.png", overwrite)
         written.append(out / "landscape_2d.png")
     return written
 
