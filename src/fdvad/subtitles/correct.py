@@ -87,8 +87,12 @@ def _split_edges(text: str) -> tuple[str, str, str]:
 
 
 def drop_fillers(words: list[Word]) -> list[Word]:
-    return [w for w in words if not _NON_SPEECH.match(w.text) and _split_edges(w.text)[1].lower() not in FILLERS
-            and _split_edges(w.text)[1]]
+    kept = []
+    for w in words:
+        core = _split_edges(w.text)[1]
+        if core and core.lower() not in FILLERS and not _NON_SPEECH.match(w.text):
+            kept.append(w)
+    return kept
 
 
 def apply_glossary(words: list[Word], entries: list[GlossaryEntry]) -> tuple[list[Word], set[int]]:
