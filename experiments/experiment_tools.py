@@ -32,8 +32,9 @@ def corpus_recipe(name: str, plan, work: Path) -> list[str]:
             "corpus.effects={reverb: 0.5, codec: 0.3}"]
 
 
-def run_once(kind: str, out: Path, overrides: list[str], log) -> Path:
-    """Run `fdvad.train.run.train` / `fdvad.distill.run.distill` unless `out` already holds its model."""
+def run_once(kind: str, out: Path, overrides: list[str], log, recipe: Path | None = None) -> Path:
+    """Run `fdvad.train.run.train` / `fdvad.distill.run.distill` (on `recipe`, a YAML file, with `overrides`)
+    unless `out` already holds its model."""
     from fdvad.distill.run import distill
     from fdvad.train.recipe import load_recipe
     from fdvad.train.run import train
@@ -43,27 +44,32 @@ def run_once(kind: str, out: Path, overrides: list[str], log) -> Path:
         log(f"  {out.name}: done before")
         return model
     resume = (out / "checkpoints" / "last.ckpt").is_file()
-    recipe = load_recipe(None, overrides)
+    loaded = load_recipe(recipe, overrides)
     t0 = time.time()
-    (distill if kind == "distill" else train)(recipe, resume=resume, progress=False)
+    (distill if kind == "distill" else train)(loaded, resume=resume, progress=False)
     log(f"  {out.name}: {time.time() - t0:.0f} s")
     return model
 
 
-def evaluate(model: Path, test_manifest: Path) -> dict:
+def evaluate(model: Path, test_manifest: Path, cache_name: str = "eval_B_test.json") -> dict:
     """fdvad's summary metrics of `model` on the test manifest, cached beside the model."""
-    cache = model.parent / "eval_B_test.json"
+    cache = model.parent / cache_name
     if cache.is_file():
         return json.loads(cache.read_text())
     from fdvad.data.corpora import read_corpus
-    from fdvad.eval.evaluate import compare_systems, summarize
     from fdvad.eval.systems import fdvad_system
 
-    system = fdvad_system(str(model))
-    results, _ = compare_systems([system], read_corpus(test_manifest), timed=False)
-    scores = summarize(results[system.name])
+    scores = score_system(fdvad_system(str(model)), read_corpus(test_manifest))
     cache.write_text(json.dumps(scores, indent=1) + "\n")
     return scores
+
+
+def score_system(system, items) -> dict:
+    """fdvad's summary metrics (AUROC, F1, DetER, ...) of one System on a list of labelled items."""
+    from fdvad.eval.evaluate import compare_systems, summarize
+
+    results, _ = compare_systems([system], items, timed=False)
+    return summarize(results[system.name])
 
 
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}

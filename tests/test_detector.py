@@ -7,6 +7,7 @@ import torch
 
 import fdvad
 from fdvad.errors import CheckpointError, ConfigError, InvalidAudioError, MediaNotFoundError
+from fdvad.vad.detector import default_model_path
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +81,16 @@ def test_bad_inputs(vad, tmp_path):
 def test_silence_gives_finite_probs(vad):
     probs, _ = vad.speech_probs(np.zeros(16000, np.float32), 16000)
     assert len(probs) == 13 and np.isfinite(probs).all()
+
+
+def test_shipped_models_load_by_name_and_an_unknown_name_lists_them():
+    from fdvad.vad.detector import shipped_models
+
+    names = shipped_models()
+    assert "default" in names
+    for name in names:  # earlier defaults stay loadable by name, each with its card
+        vad = fdvad.load_vad(name)
+        assert vad.name == name and vad.hop_s > 0
+        assert (default_model_path().parent / f"{name}.md").is_file()
+    with pytest.raises(CheckpointError, match="shipped model: 'default'"):
+        fdvad.load_vad("no-such-model")

@@ -60,7 +60,7 @@ def vad_command(
                                       help="json | rttm | csv | audacity | manifest (default: from -o's "
                                            "extension, else json)."),
     mode: str = typer.Option("fast", "--mode", help="fast (one encoder pass) or exact (every window alone, as NeMo)."),
-    model: str = typer.Option("default", "--model", "-m", help="'default', an fdvad .safetensors or a NeMo .nemo file."),
+    model: str = typer.Option("default", "--model", "-m", help="'default' or another shipped model's name, an fdvad .safetensors or a NeMo .nemo file."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Onset: speech starts above this probability."),
     neg_threshold: Optional[float] = typer.Option(None, "--neg-threshold",
                                                   help="Offset: speech ends below this (default threshold - 0.15)."),

@@ -136,11 +136,11 @@ def _load_transformers(path: Path) -> nn.Module:
 
 def load_subject(model_path: str, data: str, n_inputs: int = 512, seed: int = 0,
                  name: str | None = None) -> Subject:
-    path = Path(model_path)
-    if model_path == "default":
-        from ..vad.detector import default_model_path
+    from ..vad.detector import shipped_model_path, shipped_models
 
-        path = default_model_path()
+    path = Path(model_path)
+    if model_path in shipped_models():  # "default" or an earlier default kept by name
+        path = shipped_model_path(model_path)
     if not path.exists():
         raise ConfigError(f"model not found: {model_path} (give 'default', an fdvad .safetensors, a NeMo .nemo "
                           "or a transformers model folder)")

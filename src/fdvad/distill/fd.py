@@ -16,9 +16,17 @@ What it computes, as the official code does:
   - prediction = a 1x1 convolution (Conv1d with bias, PyTorch's default init) from student channels to
     teacher channels; when the two maps have different numbers of positions (another frame rate, another
     token count) the prediction is resized to the teacher's by linear (1-D) or bilinear (2-D) interpolation;
+    when both models' time grids are given (`teacher_frames=FrameGrid(0.032, 0.016)`,
+    `student_frames=FrameGrid(0.01, 0.0)`), the student's 1-D map is instead read at the time of each teacher
+    frame's centre by linear interpolation between its two nearest frames (edges: the first / last frame), so
+    the two maps line up in seconds whatever their lengths;
   - loss = smooth-L1 with beta = 2, averaged over all elements.
 Maps are read as channels-first (B, C, T) or (B, C, H, W) unless `*_channels_dim=-1` says the channels are last
 (transformer token sequences (B, N, C); Hugging Face `last_hidden_state` is detected as such).
+
+A teacher that reads another input than the student (a waveform teacher for a log-mel student) gets its own:
+`distiller(batch, teacher_inputs=waveform)`; a teacher map computed beforehand (a cache of whole-file features,
+see `teacher_cache.py`) is passed as `distiller(batch, teacher_map=map)` and the teacher is not run.
 
 Options for the paper's ablations: `whiten=False`, `projector=False` (student and teacher channels must then
 match), `beta`, `pool=True` (match the position-averaged feature vector instead of the map). Logit targets are
@@ -107,6 +115,25 @@ class FeatureTap:
         return raw
 
 
+@dataclass(frozen=True)
+class FrameGrid:
+    """Where a 1-D map's positions sit in time: position p is centred at `offset_s + p * hop_s` seconds."""
+
+    hop_s: float
+    offset_s: float = 0.0
+
+
+def align_to(s_map: torch.Tensor, student: FrameGrid, teacher: FrameGrid, n_teacher: int) -> torch.Tensor:
+    """(B, C, T) student map read at the centres of `n_teacher` teacher frames: (B, C, n_teacher), each the
+    linear interpolation of the two student frames around that time (clamped to the first / last frame)."""
+    centres = teacher.offset_s + teacher.hop_s * torch.arange(n_teacher, dtype=torch.float64)
+    pos = ((centres - student.offset_s) / student.hop_s).clamp(0, s_map.shape[2] - 1)
+    left = pos.floor().long().clamp(max=s_map.shape[2] - 1)
+    right = (left + 1).clamp(max=s_map.shape[2] - 1)
+    frac = (pos - left).to(s_map.dtype)
+    return s_map[:, :, left] * (1 - frac) + s_map[:, :, right] * frac
+
+
 @dataclass
 class FDOutput:
     loss: torch.Tensor
@@ -121,7 +148,8 @@ class FeatureDistiller(nn.Module):
                  teacher_norm: str | None = None, teacher_channels_dim: int | None = None,
                  student_channels_dim: int | None = None, teacher_channels: int | None = None,
                  student_channels: int | None = None, whiten: bool = True, projector: bool = True,
-                 beta: float = DEFAULT_BETA, pool: bool = False):
+                 beta: float = DEFAULT_BETA, pool: bool = False, teacher_frames: FrameGrid | None = None,
+                 student_frames: FrameGrid | None = None, example_teacher_input=None):
         super().__init__()
         if not beta > 0:
             raise ConfigError(f"beta must be > 0, got {beta}")
@@ -133,12 +161,17 @@ class FeatureDistiller(nn.Module):
         self.teacher_tap = FeatureTap(teacher_layer, teacher_channels_dim, teacher_norm)
         self.student_tap = FeatureTap(student_layer, student_channels_dim)
         self.whiten, self.beta, self.pool = whiten, beta, pool
+        if (teacher_frames is None) != (student_frames is None):
+            raise ConfigError("give both teacher_frames and student_frames (time grids), or neither")
+        self.teacher_frames, self.student_frames = teacher_frames, student_frames
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         if teacher_channels is None or student_channels is None:
             if example_input is None:
                 raise ConfigError("give example_input (one batch) or both teacher_channels and student_channels")
-            t_map, s_map = self._maps(self._inputs(example_input), no_student_grad=True)
+            inputs = self._inputs(example_input)
+            t_inputs = inputs if example_teacher_input is None else self._inputs(example_teacher_input)
+            t_map, s_map = self._maps(inputs, t_inputs, no_student_grad=True)
             teacher_channels = teacher_channels or t_map.shape[1]
             student_channels = student_channels or s_map.shape[1]
         if projector:
@@ -166,10 +199,11 @@ class FeatureDistiller(nn.Module):
     def _inputs(batch) -> tuple:
         return tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
 
-    def _maps(self, inputs: tuple, no_student_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def _maps(self, inputs: tuple, teacher_inputs: tuple, no_student_grad: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor]:
         self.teacher.eval()
         with torch.no_grad():
-            t_map = self.teacher_tap.read(self.teacher, inputs)
+            t_map = self.teacher_tap.read(self.teacher, teacher_inputs)
         if no_student_grad:
             with torch.no_grad():
                 s_map = self.student_tap.read(self.student, inputs)
@@ -186,7 +220,11 @@ class FeatureDistiller(nn.Module):
 
     def predict(self, s_map: torch.Tensor, t_map: torch.Tensor) -> torch.Tensor:
         s = s_map
-        if s.shape[2:] != t_map.shape[2:]:  # another frame rate / token grid: resize to the teacher's positions
+        if self.teacher_frames is not None:  # known time grids: the student read at each teacher frame's time
+            if s.dim() != 3 or t_map.dim() != 3:
+                raise ConfigError("teacher_frames / student_frames align 1-D (B, C, T) maps only")
+            s = align_to(s, self.student_frames, self.teacher_frames, t_map.shape[2])
+        elif s.shape[2:] != t_map.shape[2:]:  # another frame rate / token grid: resize to the teacher's positions
             mode = "linear" if s.dim() == 3 else "bilinear"
             s = F.interpolate(s, size=t_map.shape[2:], mode=mode, align_corners=False)
         s = s.flatten(2)
@@ -194,9 +232,16 @@ class FeatureDistiller(nn.Module):
             s = s.mean(dim=2, keepdim=True)
         return self.projector(s)
 
-    def forward(self, batch) -> FDOutput:
+    def forward(self, batch, teacher_inputs=None, teacher_map: torch.Tensor | None = None) -> FDOutput:
+        """`batch` is what the student reads; the teacher reads `teacher_inputs` (default: the same batch), or is
+        not run at all when its map is given (`teacher_map`, channels first)."""
         inputs = self._inputs(batch)
-        t_map, s_map = self._maps(inputs)
+        if teacher_map is not None:
+            t_map = teacher_map.detach()
+            s_map = self.student_tap.read(self.student, inputs)
+        else:
+            t_inputs = inputs if teacher_inputs is None else self._inputs(teacher_inputs)
+            t_map, s_map = self._maps(inputs, t_inputs)
         target = self.target(t_map)
         prediction = self.predict(s_map, t_map)
         loss = smooth_l1(prediction.float(), target, self.beta)

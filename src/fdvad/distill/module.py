@@ -6,6 +6,11 @@ draw per batch, applied once to the features both receive. Labels in the corpus 
 A window-only model (no `frame_logits`: the audio transformer) only ever sees single 0.63 s windows in use, so
 when the teacher or the student is one, each crop is cut into consecutive 64-frame windows and those are
 distilled instead of the whole crop.
+
+A Silero teacher reads the waveform, so SpecAugment reaches the student's view only; its map arrives with the
+batch (the crop's slice of its whole-item features, `teacher_cache`) and is not recomputed here. With
+`distill.target: probabilities` the teacher's speech probabilities, read at each student frame, take the place
+of frame labels in `fdvad train`'s objective (classical distillation, for comparison with FD).
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ import torch
 from ..errors import ConfigError
 from ..features import FeatureExtractor
 from ..train.module import make_optimizer, param_groups
-from ..train.objectives import spec_augment
+from ..train.objectives import spec_augment, window_losses
 from ..train.recipe import Recipe
-from .fd import FeatureDistiller
+from .fd import FeatureDistiller, align_to
 
 WINDOW_FRAMES = 64  # a 0.63 s window and the masked frame of exact scoring, as window-only models are used
 
@@ -32,26 +37,44 @@ class DistillModule(L.LightningModule):
         self.recipe = recipe
 
     def training_step(self, batch, batch_idx):
-        audio, _ = batch
+        audio, teacher_map = batch[0], (batch[2] if len(batch) > 2 else None)
         d = self.recipe.data
         rng = np.random.default_rng([self.recipe.train.seed, self.global_rank, self.global_step])
         with torch.no_grad():
             feats = spec_augment(self.features(audio), rng, p=d.spec_augment_prob, freq_masks=d.freq_masks,
                                  freq_width=d.freq_width, time_masks=d.time_masks, time_width=d.time_width)
-        out = self.distiller(self._views(feats))
-        for name, value in out.terms.items():
-            self.log(name, value, on_step=True, prog_bar=True)
+        terms = self._losses(feats, teacher_map, rng)
+        for name, value in terms.items():
+            self.log(name, value.detach(), on_step=True, prog_bar=True)
         self.log("lr", max(g["lr"] for g in self.trainer.optimizers[0].param_groups), on_step=True, prog_bar=True)
-        return out.loss
+        return sum(terms.values())
 
     def validation_step(self, batch, batch_idx):
-        audio, _ = batch
-        out = self.distiller(self._views(self.features(audio)))
-        self.log("val_loss_fd", out.loss, on_epoch=True, sync_dist=True, batch_size=1)
+        audio = batch[0]  # a whole item: a streaming teacher's map of it is exact without any cache
+        teacher_map = None
+        if self._reads_waveform():
+            with torch.no_grad():
+                teacher_map = self.distiller.teacher.forward_features(audio)
+        terms = self._losses(self.features(audio), teacher_map, np.random.default_rng(0))
+        name = "val_loss_kd" if self.recipe.distill.target == "probabilities" else "val_loss_fd"
+        self.log(name, sum(terms.values()), on_epoch=True, sync_dist=True, batch_size=1)
+
+    def _reads_waveform(self) -> bool:
+        return self.recipe.distill.teacher == "silero"
+
+    def _losses(self, feats: torch.Tensor, teacher_map: torch.Tensor | None, rng) -> dict[str, torch.Tensor]:
+        if self.recipe.distill.target == "probabilities":
+            probs = self.distiller.teacher.forward_head(teacher_map).unsqueeze(1)  # (B, 1, K)
+            d = self.distiller
+            soft = align_to(probs, d.teacher_frames, d.student_frames, feats.shape[2]).squeeze(1)
+            loss_fast, loss_exact = window_losses(d.student, feats, soft, rng)
+            return {"loss_kd_fast": loss_fast, "loss_kd_exact": self.recipe.train.exact_loss_weight * loss_exact}
+        return {"loss_fd": self.distiller(self._views(feats), teacher_map=teacher_map).loss}
 
     def _views(self, feats: torch.Tensor) -> torch.Tensor:
         """The crop's features, or its consecutive 64-frame windows (B * k, F, 64) for a window-only model."""
-        if all(hasattr(m, "frame_logits") for m in (self.distiller.teacher, self.distiller.student)):
+        if self._reads_waveform() or all(hasattr(m, "frame_logits")
+                                         for m in (self.distiller.teacher, self.distiller.student)):
             return feats
         w = WINDOW_FRAMES
         if feats.shape[2] < w:

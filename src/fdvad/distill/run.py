@@ -3,12 +3,19 @@
 Writes to the run folder, besides the checkpoints and metrics.json of any training run:
   model.safetensors + .yaml   the student alone (no projector), ready for `fdvad finetune` (model.init)
   projector.safetensors       the 1x1-conv projector, saved apart (its parameter count is in model.yaml)
+
+`distill.teacher: silero` takes the packaged Silero VAD v6 (`models.silero`) as the teacher: it reads the
+waveform (the student reads log-mel), its 32 ms frames are aligned in time to the student's 10 ms frames
+(`fd.FrameGrid`), and its features come from whole items (`teacher_cache`), as on the full file.
+`distill.target: probabilities` is classical distillation instead: the student's windows learn Silero's speech
+probabilities (read at each 10 ms frame) with the training objective of `fdvad train`, in place of labels.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..data.corpora import LabelledAudio
 from ..errors import ConfigError
 from ..features import FeatureConfig, FeatureExtractor
 from ..fileio import atomic_write
@@ -18,18 +25,43 @@ from ..train.recipe import Recipe
 from ..train.run import DEFAULT_POSTPROCESS, fit, make_loaders, prepare_run
 
 
+SILERO = "silero"
+
+
 def build_distiller(recipe: Recipe):
     """(distiller, features, teacher config) from the recipe: a fresh model.name student with the recipe's drop path."""
-    from .fd import FeatureDistiller
+    from .fd import FeatureDistiller, FrameGrid
 
     ds = recipe.distill
     if not ds.teacher:
-        raise ConfigError("distill.teacher: give the trained teacher (an fdvad .safetensors or a NeMo .nemo)")
+        raise ConfigError("distill.teacher: give the trained teacher (an fdvad .safetensors, a NeMo .nemo or silero)")
     if recipe.model.init:
         raise ConfigError("model.init: a distillation student starts fresh; leave model.init empty "
                           "(the teacher is distill.teacher)")
-    teacher, teacher_config = load_model_file(ds.teacher, "distill.teacher")
     student = create_model(recipe.model.name, **{**recipe.model.overrides, "drop_path_rate": ds.student_drop_path})
+    if ds.teacher == SILERO:
+        from ..models.silero import CHUNK, SAMPLE_RATE, load_silero_v6
+
+        if recipe.data.labels != "frame":
+            raise ConfigError("a Silero teacher distils on crops: data.labels must be frame")
+        if ds.teacher_layer or ds.teacher_norm:
+            raise ConfigError("distill.teacher_layer / teacher_norm: a Silero teacher's map is its LSTM output "
+                              "(forward_features); leave them empty")
+        if not hasattr(student, "frame_logits"):
+            raise ConfigError(f"a Silero teacher needs a student with 10 ms frame outputs (MarbleNet), not "
+                              f"{recipe.model.name}")
+        teacher, teacher_config = load_silero_v6(), {}
+        features = FeatureExtractor(FeatureConfig())
+        hop_s = features.config.hop_length / features.config.sample_rate
+        chunk_s = CHUNK / SAMPLE_RATE
+        # teacher frame k covers samples [512k, 512k + 512): its centre; student frame j is centred on sample 160j
+        grids = {"teacher_frames": FrameGrid(chunk_s, chunk_s / 2), "student_frames": FrameGrid(hop_s, 0.0)}
+        example = torch.zeros(2, features.config.num_features, 321)
+        distiller = FeatureDistiller(teacher, student, example_input=example,
+                                     example_teacher_input=torch.zeros(2, 3200 * 16), student_layer=ds.student_layer,
+                                     whiten=ds.whiten, projector=ds.projector, beta=ds.beta, pool=ds.pool, **grids)
+        return distiller, features, teacher_config
+    teacher, teacher_config = load_model_file(ds.teacher, "distill.teacher")
     feature_config = FeatureConfig.from_dict(teacher_config.get("features") or {})
     features = FeatureExtractor(feature_config)
     example = torch.zeros(2, feature_config.num_features, 64)  # one window: every model takes it
@@ -39,12 +71,52 @@ def build_distiller(recipe: Recipe):
     return distiller, features, teacher_config
 
 
+def unlabelled_items(paths: list[str]) -> list[LabelledAudio]:
+    """Audio files (and the audio files in folders, recursively) as items without speech labels."""
+    from pathlib import Path
+
+    from ..train.augment import AUDIO_SUFFIXES
+
+    items = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            if not files:
+                raise ConfigError(f"distill.unlabelled: no audio files ({', '.join(AUDIO_SUFFIXES)}) in {path}")
+        elif p.is_file():
+            files = [p]
+        else:
+            raise ConfigError(f"distill.unlabelled: {path} does not exist")
+        items.extend(LabelledAudio(str(f.resolve())) for f in files)
+    return items
+
+
+def silero_store_factory(recipe: Recipe, teacher: torch.nn.Module):
+    """sampler -> TeacherFeatureStore of the Silero teacher over that sampler's items."""
+    from ..models.silero import CHUNK, packaged_jit_path
+    from .teacher_cache import TeacherFeatureStore
+
+    def make(sampler):
+        return TeacherFeatureStore(teacher, sampler, key=f"silero_v6:{_file_digest(packaged_jit_path())}",
+                                   frame_samples=CHUNK, pad_s=recipe.data.crop_s, folder=recipe.distill.teacher_cache)
+    return make
+
+
+def _file_digest(path) -> str:
+    import hashlib
+
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
+
+
 def distill(recipe: Recipe, resume: bool = False, callbacks: list | None = None, progress: bool = True) -> dict:
     out = prepare_run(recipe, resume)
     from .module import DistillModule
 
     distiller, features, teacher_config = build_distiller(recipe)
-    loader, val_loader, n_items = make_loaders(recipe)
+    extra = unlabelled_items(recipe.distill.unlabelled)
+    store = silero_store_factory(recipe, distiller.teacher) if recipe.distill.teacher == SILERO else None
+    loader, val_loader, n_items = make_loaders(recipe, extra, teacher=store)
     module = DistillModule(distiller, features, recipe)
     # the student's head takes no part in FD: DDP must be told some parameters get no gradient
     trainer, history = fit(module, recipe, out, loader, val_loader, resume, callbacks, progress,
@@ -59,7 +131,9 @@ def distill(recipe: Recipe, resume: bool = False, callbacks: list | None = None,
             "postprocess": dict(teacher_config.get("postprocess") or DEFAULT_POSTPROCESS),
             "distillation": {"recipe": recipe.to_dict(), "steps": trainer.global_step, "train_items": n_items,
                              "projector_parameters": distiller.projector_parameters(),
-                             "note": "feature-distilled student: its head is untrained; fine-tune it before use"},
+                             "note": ("feature-distilled student: its head is untrained; fine-tune it before use"
+                                      if recipe.distill.target == "features" else
+                                      "student trained on the teacher's speech probabilities (no labels)")},
             "scores": {"validation": history[-1] if history else None},
         }
         save_checkpoint(model_path, distiller.student.cpu().eval(), config)

@@ -46,9 +46,12 @@ class SubtitleOptions:
     layout: LayoutRules = field(default_factory=LayoutRules)
 
     def validate(self) -> SubtitleOptions:
-        if self.vad not in VAD_CHOICES and Path(self.vad).suffix not in (".safetensors", ".nemo"):
-            raise ConfigError(f"--vad {self.vad!r}: choose {', '.join(VAD_CHOICES)} or give an fdvad .safetensors "
-                              "or a NeMo .nemo file")
+        from ..vad.detector import shipped_models
+
+        if self.vad not in VAD_CHOICES and self.vad not in shipped_models() \
+                and Path(self.vad).suffix not in (".safetensors", ".nemo"):
+            raise ConfigError(f"--vad {self.vad!r}: choose {', '.join(VAD_CHOICES)}, a shipped model "
+                              f"({', '.join(shipped_models())}) or give an fdvad .safetensors or a NeMo .nemo file")
         if self.vad_threshold is not None and not 0 < self.vad_threshold < 1:
             raise ConfigError(f"--vad-threshold must be between 0 and 1, got {self.vad_threshold}")
         if self.enhance not in METHODS:

@@ -69,7 +69,10 @@ class OptimSection:
 class DistillSection:
     """Feature Distillation (`fdvad distill`): a fresh model.name student learns the teacher's feature map."""
 
-    teacher: str | None = None  # an fdvad .safetensors or a NeMo .nemo
+    teacher: str | None = None  # an fdvad .safetensors, a NeMo .nemo, or "silero" (the packaged Silero VAD v6)
+    target: str = "features"  # features: FD; probabilities: classical distillation of a silero teacher's outputs
+    teacher_cache: str | None = None  # silero: a folder keeping its whole-item feature maps between runs
+    unlabelled: list = field(default_factory=list)  # more audio (files or folders) to distil on; labels unused
     teacher_layer: str | None = None  # dotted module path; null: forward_features
     student_layer: str | None = None
     teacher_norm: str | None = None  # the teacher's own final norm, applied to its map first
@@ -160,6 +163,12 @@ class Recipe:
             raise ConfigError(f"optim.layer_decay must be within (0, 1], got {o.layer_decay}")
         if not 0.0 <= self.distill.student_drop_path < 1.0:
             raise ConfigError(f"distill.student_drop_path must be within [0, 1), got {self.distill.student_drop_path}")
+        _choice("distill.target", self.distill.target, ("features", "probabilities"))
+        if self.distill.target == "probabilities" and self.distill.teacher != "silero":
+            raise ConfigError("distill.target=probabilities distils a teacher's speech probabilities per frame: it "
+                              "needs distill.teacher=silero")
+        if not all(isinstance(u, str) and u for u in self.distill.unlabelled):
+            raise ConfigError(f"distill.unlabelled must be a list of audio files or folders, got {self.distill.unlabelled}")
         if not self.distill.beta > 0:
             raise ConfigError(f"distill.beta must be > 0, got {self.distill.beta}")
         if o.min_lr > o.lr:

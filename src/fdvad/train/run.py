@@ -26,6 +26,10 @@ from .augment import Augmenter, noise_files
 from .crops import CropDataset, CropSampler
 from .recipe import Recipe
 
+# 16 frames of 10 ms = 2,560 samples = 5 chunks of 512 samples: where both a Silero teacher's 32 ms grid and
+# the student's 10 ms grid start a frame
+TEACHER_GRID_FRAMES = 16
+
 DEFAULT_POSTPROCESS = {"onset": 0.5, "offset": 0.35, "pad_onset": 0.03, "pad_offset": 0.03,
                        "min_duration_on": 0.1, "min_duration_off": 0.25, "filter_speech_first": True}
 
@@ -139,17 +143,26 @@ def prepare_run(recipe: Recipe, resume: bool) -> Path:
     return out
 
 
-def make_loaders(recipe: Recipe):
-    """(train loader, validation loader or None, number of training items)."""
+def make_loaders(recipe: Recipe, extra_items: list[LabelledAudio] = (), teacher=None):
+    """(train loader, validation loader or None, number of training items). `extra_items` join the training
+    crops (unlabelled audio for distillation); `teacher(sampler, crop_grid)` makes the store of a streaming
+    teacher's whole-item features (`distill.teacher_cache.TeacherFeatureStore`) that each crop is given."""
     t, d = recipe.train, recipe.data
     augment = Augmenter(noise=noise_files(d.noise) if d.noise else None, noise_prob=d.noise_prob,
                         snr_db=tuple(d.snr_db), gain_prob=d.gain_prob, gain_db=tuple(d.gain_db),
                         white_noise_prob=d.white_noise_prob, white_noise_db=tuple(d.white_noise_db))
-    train_items = _corpus(d.train, "train")
+    train_items = _corpus(d.train, "train") + list(extra_items)
     if d.labels == "frame":
         per_epoch = t.val_every * t.batch_size * _world_size(recipe)
-        train_set = CropDataset(CropSampler(train_items, crop_s=d.crop_s), per_epoch, seed=t.seed,
-                                augment=augment, max_shift=int(round(d.time_shift_s * 16000)))
+        if teacher is None:
+            train_set = CropDataset(CropSampler(train_items, crop_s=d.crop_s), per_epoch, seed=t.seed,
+                                    augment=augment, max_shift=int(round(d.time_shift_s * 16000)))
+        else:  # crops on the teacher's frame grid, unshifted, each with its slice of the teacher's map
+            sampler = CropSampler(train_items, crop_s=d.crop_s, start_grid=TEACHER_GRID_FRAMES)
+            if sampler.crop_frames % TEACHER_GRID_FRAMES:
+                raise ConfigError(f"data.crop_s must be a multiple of {TEACHER_GRID_FRAMES / 100:.2f} s with a Silero "
+                                  f"teacher (whole 32 ms teacher frames), got {d.crop_s}")
+            train_set = CropDataset(sampler, per_epoch, seed=t.seed, augment=augment, teacher=teacher(sampler))
     else:
         train_set = _AugmentedWindows(WindowDataset(train_items, label_rule=d.window_label_rule), augment, t.seed)
     loader = torch.utils.data.DataLoader(train_set, batch_size=t.batch_size, shuffle=d.labels == "segment",

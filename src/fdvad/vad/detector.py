@@ -23,8 +23,19 @@ AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 READ_CHUNK_S = 60.0
 
 
+def shipped_model_path(name: str) -> Path:
+    """Where the shipped model `name` lives (fdvad/weights/NAME.safetensors, beside NAME.yaml and NAME.md)."""
+    return Path(str(resources.files("fdvad") / "weights" / f"{name}.safetensors"))
+
+
 def default_model_path() -> Path:
-    return Path(str(resources.files("fdvad") / "weights" / "default.safetensors"))
+    return shipped_model_path("default")
+
+
+def shipped_models() -> list[str]:
+    """Names `load_vad` takes besides paths: "default" and every earlier default kept in the package."""
+    folder = default_model_path().parent
+    return sorted(p.stem for p in folder.glob("*.safetensors")) if folder.is_dir() else []
 
 
 class VAD:
@@ -119,8 +130,9 @@ class VAD:
 
 
 def load_vad(model: str | os.PathLike = "default", mode: str = "fast") -> VAD:
-    """Load a VAD: "default" (the model shipped with fdvad), a path to an fdvad checkpoint
-    (`NAME.safetensors` beside `NAME.yaml`) or a NeMo `.nemo` file (MarbleNet segment or frame VAD).
+    """Load a VAD: "default" (the model shipped with fdvad) or the name of another shipped model
+    (`shipped_models()`), a path to an fdvad checkpoint (`NAME.safetensors` beside `NAME.yaml`) or a NeMo
+    `.nemo` file (MarbleNet segment or frame VAD).
 
     mode: "fast" (encoder once over the whole file, windows pooled from it) or "exact" (every 0.63 s window
     classified on its own, as NeMo does; about 4x slower, see docs/inference.md).
@@ -132,9 +144,18 @@ def load_vad(model: str | os.PathLike = "default", mode: str = "fast") -> VAD:
         if not path.is_file():
             raise CheckpointError(f"the default model is missing from the installation ({path}); "
                                   "reinstall fdvad or run `make model`")
+    elif _is_name(str(model)) and shipped_model_path(str(model)).is_file():
+        path = shipped_model_path(str(model))
     else:
         path = Path(model)
         if not path.is_file():
-            raise CheckpointError(f"model file not found: {path} (give 'default', a .safetensors or a .nemo file)")
+            names = ", ".join(repr(n) for n in shipped_models()) or "'default'"
+            raise CheckpointError(f"model file not found: {path} (give a shipped model: {names}; or a .safetensors "
+                                  "or .nemo file)")
     net, config = load_model_file(path)
     return VAD(net, config, mode=mode, name=str(model))
+
+
+def _is_name(text: str) -> bool:
+    """A bare model name (no folder, no suffix), as opposed to a path."""
+    return bool(text) and "/" not in text and "\\" not in text and "." not in text

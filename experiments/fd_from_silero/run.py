@@ -1,0 +1,347 @@
+"""Can a MarbleNet student learn Silero VAD's representation and then, fine-tuned on our labels, beat Silero?
+
+    python experiments/fd_from_silero/run.py              # the full experiment (about 70 min on 2 CPU cores)
+    python experiments/fd_from_silero/run.py --smoke      # a tiny version in a few minutes
+
+Every run is one of the committed recipes (recipes/fd_from_silero.yaml: distillation;
+recipes/fd_from_silero_finetune.yaml: fine-tuning) with overrides for the run folder, the seed and the system:
+
+  labels only     MarbleNet-3x2x64 trained from scratch on the labels, as many steps as distillation +
+                  fine-tuning together (system a);
+  KD + finetune   classical distillation: the student learns Silero's speech probabilities per frame on the
+                  unlabelled audio, then is fine-tuned on the labels (system b); "KD only" is that student before
+                  fine-tuning (it never saw a label);
+  FD(ours) + ft   Feature Distillation from our shipped MarbleNet (trained on this corpus's labels), then
+                  fine-tuning (system c);
+  FD(silero) + ft Feature Distillation from Silero's LSTM feature map, then fine-tuning (the system on trial);
+  silero          Silero VAD itself, as packaged (system d); the current default model and WebRTC for reference.
+
+Distillation reads the corpus's train audio plus the real recordings of codec2-examples when installed (labels
+unused); fine-tuning and "labels only" read the train labels. Scored on the corpus's test split, its unseen-
+language split and the pyannote sample (a real two-speaker phone call with an RTTM; downloaded once with pip
+into ~/.cache/fdvad/pyannote-sample, as bench/real_sample.py does). Speed: bench/vad_speed.py in the same run.
+Resumable: finished runs are kept and skipped; an interrupted run resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiment_tools import ROOT, mean_std, paired_ci, run_once, score_system  # noqa: E402
+
+DISTILL_RECIPE = ROOT / "recipes" / "fd_from_silero.yaml"
+FINETUNE_RECIPE = ROOT / "recipes" / "fd_from_silero_finetune.yaml"
+REAL_UNLABELLED = Path("/usr/share/codec2/wav")  # Debian codec2-examples: ~5 min of real speech, no labels
+TRAINED = ["labels only", "KD + finetune", "FD(ours) + finetune", "FD(silero) + finetune"]
+TEST_SETS = {"synthetic test": "test", "unseen language": "test_unseen_language", "pyannote (real)": "pyannote",
+             "spoken words (real)": "words"}
+
+
+@dataclass
+class Plan:
+    corpus: str = "runs/default-corpus"
+    distill_steps: int = 600
+    finetune_steps: int = 600
+    batch: int = 16
+    val_items: int = 30
+    test_items: int | None = None
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
+    speed_seconds: int = 120
+
+
+SMOKE = Plan(corpus="runs/tiny-corpus", distill_steps=4, finetune_steps=4, batch=4, val_items=2, test_items=4,
+             seeds=[0], speed_seconds=10)
+
+
+def overrides(plan: Plan, out: Path, seed: int, steps: int) -> list[str]:
+    return [f"out={out}", f"train.seed={seed}", f"train.steps={steps}", f"train.batch_size={plan.batch}",
+            f"train.val_every={max(1, steps // 2)}", f"data.max_validation_items={plan.val_items}",
+            f"data.train={ROOT / plan.corpus}", f"data.validation={ROOT / plan.corpus}"]
+
+
+def pyannote_item():
+    """The pyannote sample as a labelled item (speech = the union of its RTTM turns)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from real_sample import fetch_sample
+
+    from fdvad.data.corpora import LabelledAudio
+    from fdvad.vad.formats import read_rttm
+
+    wav, rttm = fetch_sample(Path.home() / ".cache" / "fdvad" / "pyannote-sample")
+    speech = [seg for segs in read_rttm(rttm).values() for seg in segs]
+    return LabelledAudio(str(wav), speech=sorted(speech, key=lambda s: s.start))
+
+
+def spoken_word_items(folder: Path) -> list:
+    """The real spoken channel names of bench/real_audio.py (ALSA's and the freedesktop theme's, 1 s of silence
+    either side, speech frames by energy) as labelled items, written once to `folder`."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from real_audio import real_speech_clips
+
+    from fdvad.data.corpora import LabelledAudio
+    from fdvad.vad.segment import Segment
+
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for name, audio, mask in real_speech_clips():
+        path = folder / (Path(name).stem + ".wav")
+        if not path.is_file():
+            sf.write(path, audio, 16000)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+        speech = [Segment(a / 100, b / 100) for a, b in zip(edges[::2], edges[1::2])]
+        items.append(LabelledAudio(str(path), speech=speech))
+    return items
+
+
+def test_items(plan: Plan, work: Path) -> dict[str, list]:
+    from fdvad.data.corpora import read_corpus
+
+    sets = {}
+    for name, split in TEST_SETS.items():
+        if split == "pyannote":
+            sets[name] = [pyannote_item()]
+        elif split == "words":
+            sets[name] = spoken_word_items(work / "spoken_words")
+        else:
+            sets[name] = read_corpus(ROOT / plan.corpus / split / "manifest.json")[: plan.test_items]
+    return sets
+
+
+def score_model(model: Path, sets: dict) -> dict:
+    """{test set: summary} of one fdvad model, cached beside it."""
+    from fdvad.eval.systems import fdvad_system
+
+    cache = model.parent / "eval_fd_from_silero_v2.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    scores = {name: score_system(fdvad_system(str(model)), items) for name, items in sets.items()}
+    cache.write_text(json.dumps(scores, indent=1) + "\n")
+    return scores
+
+
+def train_all(plan: Plan, work: Path, log) -> tuple[dict[str, list[Path]], list[Path], dict[str, float]]:
+    """Every trained system per seed: ({system: [model per seed]}, [KD-only students], {run: seconds})."""
+    from fdvad.vad.detector import default_model_path
+
+    unlabelled = [str(REAL_UNLABELLED)] if REAL_UNLABELLED.is_dir() else []
+    both = plan.distill_steps + plan.finetune_steps
+    teacher_ours = str(default_model_path())
+    cache = f"distill.teacher_cache={work / 'silero-features'}"
+    distill_common = [f"distill.unlabelled={json.dumps(unlabelled)}", cache]
+    students = {"KD": ["distill.target=probabilities"], "FD(silero)": [], "FD(ours)": [f"distill.teacher={teacher_ours}"]}
+    models: dict[str, list[Path]] = {name: [] for name in TRAINED}
+    kd_only: list[Path] = []
+    seconds: dict[str, float] = {}
+
+    def timed(kind, out, extra, recipe):
+        t0 = time.time()
+        done_before = (out / "model.safetensors").is_file()
+        model = run_once(kind, out, extra, log, recipe)
+        if not done_before:
+            seconds[out.name] = round(time.time() - t0, 1)
+            (out / "seconds.json").write_text(json.dumps(seconds[out.name]) + "\n")
+        elif (out / "seconds.json").is_file():
+            seconds[out.name] = json.loads((out / "seconds.json").read_text())
+        return model
+
+    for seed in plan.seeds:
+        log(f"seed {seed}")
+        out = work / f"labels_s{seed}"
+        models["labels only"].append(timed("train", out, overrides(plan, out, seed, both) + [
+            "model.init=null", "optim.lr=0.003", "optim.min_lr=0.00003", "optim.layer_decay=1.0"], FINETUNE_RECIPE))
+        for name, extra in students.items():
+            slug = name.lower().replace("(", "_").replace(")", "")
+            d_out = work / f"{slug}_s{seed}"
+            student = timed("distill", d_out, overrides(plan, d_out, seed, plan.distill_steps) + distill_common + extra,
+                            DISTILL_RECIPE)
+            if name == "KD":
+                kd_only.append(student)
+            f_out = work / f"{slug}_finetune_s{seed}"
+            models[f"{name} + finetune"].append(timed("train", f_out, overrides(plan, f_out, seed, plan.finetune_steps)
+                                                      + [f"model.init={student}"], FINETUNE_RECIPE))
+    return models, kd_only, seconds
+
+
+def speed(plan: Plan, model: Path, work: Path) -> tuple[dict, str]:
+    """bench/vad_speed.py on one thread: (rows by system, the command)."""
+    out = work / "speed.json"
+    cmd = [sys.executable, str(ROOT / "bench" / "vad_speed.py"), "--model", str(model), "--seconds",
+           str(plan.speed_seconds), "--json", str(out)]
+    if not out.is_file():
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+    rows = {r["system"]: r for r in json.loads(out.read_text())["results"]}
+    shown = ["python" if c == sys.executable else (str(Path(c).relative_to(ROOT)) if c.startswith(str(ROOT)) else c)
+             for c in cmd]
+    return rows, shlex.join(shown)
+
+
+def plot(table: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = list(table)
+    fig, axes = plt.subplots(1, len(TEST_SETS), figsize=(16, 4.4), sharey=False)
+    for ax, test in zip(axes, TEST_SETS):
+        values = [[r[test]["auroc"] for r in table[s]] for s in systems]
+        means = [statistics.fmean(v) for v in values]
+        colors = ["tab:orange" if s.startswith("FD(silero)") else "0.55" if s in ("silero", "current default",
+                                                                                 "webrtc") else "tab:blue"
+                  for s in systems]
+        ax.bar(range(len(systems)), means, color=colors)
+        for i, v in enumerate(values):
+            ax.scatter([i] * len(v), v, color="black", s=8, zorder=3)
+        ax.set_xticks(range(len(systems)), systems, rotation=40, ha="right", fontsize=7)
+        low = min(min(v) for v in values)
+        ax.set_ylim(max(0.0, low - 0.03), min(1.0, max(max(v) for v in values) + 0.01))
+        ax.set_title(f"frame AUROC: {test}", fontsize=9)
+    fig.suptitle("Distilling Silero VAD into MarbleNet-3x2x64 (dots: seeds)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="the tiny corpus, a few steps, one seed")
+    ap.add_argument("--work", help="run folder (default: runs/fd_from_silero or runs/fd_from_silero_smoke)")
+    ap.add_argument("--report", help="report path (default: docs/experiments/fd_from_silero.md; smoke: WORK/report.md)")
+    args = ap.parse_args(argv)
+    plan = SMOKE if args.smoke else Plan()
+    work = Path(args.work or ROOT / ("runs/fd_from_silero_smoke" if args.smoke else "runs/fd_from_silero"))
+    report = Path(args.report or (work / "report.md" if args.smoke else ROOT / "docs/experiments/fd_from_silero.md"))
+    work.mkdir(parents=True, exist_ok=True)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    models, kd_only, seconds = train_all(plan, work, log)
+    log("scoring")
+    from fdvad.eval.systems import fdvad_system, silero_system, webrtc_system
+    from fdvad.vad.detector import default_model_path
+
+    sets = test_items(plan, work)
+    table: dict[str, list[dict]] = {name: [score_model(m, sets) for m in models[name]] for name in TRAINED}
+    table["KD only (no labels)"] = [score_model(m, sets) for m in kd_only]
+    reference = {"silero": silero_system(), "webrtc": webrtc_system(), "current default": fdvad_system("default")}
+    ref_cache = work / "eval_reference_v2.json"
+    ref_scores = json.loads(ref_cache.read_text()) if ref_cache.is_file() else {}
+    for name, system in reference.items():
+        if name not in ref_scores:
+            ref_scores[name] = {test: score_system(system, items) for test, items in sets.items()}
+            ref_cache.write_text(json.dumps(ref_scores, indent=1) + "\n")
+        table[name] = [ref_scores[name]]
+    log("speed")
+    speeds, speed_cmd = speed(plan, models["FD(silero) + finetune"][0], work)
+    (work / "results.json").write_text(json.dumps({"plan": asdict(plan), "table": table, "seconds": seconds,
+                                                   "speed": speeds}, indent=1) + "\n")
+    figure = report.parent / ("fd_from_silero.png" if not args.smoke else "fd_from_silero_smoke.png")
+    plot(table, figure)
+    write_report(report, figure, plan, args, table, seconds, speeds, speed_cmd, time.time() - t_start,
+                 str(default_model_path()), work)
+    log(f"report -> {report}")
+    return 0
+
+
+def _cell(rows: list[dict], test: str, metric: str) -> str:
+    values = [r[test][metric] for r in rows if r[test].get(metric) is not None]
+    if not values:
+        return "-"
+    return mean_std(values).replace("+-", "±")
+
+
+def write_report(path: Path, figure: Path, plan: Plan, args, table: dict, seconds: dict, speeds: dict,
+                 speed_cmd: str, total_s: float, default_model: str, work: Path) -> None:
+    n = len(plan.seeds)
+    work_name = work.relative_to(ROOT) if work.is_relative_to(ROOT) else work
+    corpus_note = "the tiny test corpus" if args.smoke else "the default model's synthetic corpus, 10 h"
+    lines = [
+        "# Distilling Silero VAD into MarbleNet: does the student beat its teacher?",
+        "",
+        "Made by `python experiments/fd_from_silero/run.py" + (" --smoke" if args.smoke else "") + "` "
+        f"({total_s / 60:.0f} min here, 2 CPU cores; runs already finished are reused). Every number below comes "
+        f"from that run; its raw results are in `{work_name}/results.json`.",
+        "",
+        "## Setup",
+        "",
+        f"- Corpus: `{plan.corpus}` ({corpus_note}; "
+        "train split for distillation audio and labels, test and unseen-language splits for scoring). Real "
+        "test recordings: the pyannote sample (a 30 s two-speaker phone call, speech = its RTTM turns) and 16 "
+        "real spoken words (ALSA's and the freedesktop theme's channel names with 1 s of silence either side, "
+        "speech frames by energy, as `bench/real_audio.py`). Real unlabelled audio added to every "
+        f"distillation: {'codec2-examples (`/usr/share/codec2/wav`, about 5 min of real speech)' if REAL_UNLABELLED.is_dir() else 'none (codec2-examples not installed)'}.",
+        f"- Student: MarbleNet-3x2x64 (fresh), crops of 3.2 s, batch {plan.batch}, AdamW + cosine. Distillation "
+        f"{plan.distill_steps} steps (lr 0.003, student drop path 0.1), fine-tuning {plan.finetune_steps} steps (lr 0.001, "
+        f"layer decay 0.75, drop path 0.1); labels-only training {plan.distill_steps + plan.finetune_steps} steps "
+        "(lr 0.003) so every trained system gets the same number of steps.",
+        "- Silero as teacher: the packaged v6 weights in our re-implementation (`fdvad.models.silero`, equal to the "
+        "packaged model within 1e-6); its features are the LSTM output per 32 ms frame, computed once over each "
+        "whole item (so every crop gets what Silero gives on the full file) and cached; the student's 10 ms map is "
+        "read at each 32 ms frame's centre by linear interpolation, then projected by the 1x1 conv; whitening, "
+        "smooth-L1 beta 2 as in the paper. KD: the student's window logits learn Silero's probabilities (read at "
+        "each 10 ms frame) with fdvad's training objective in place of labels.",
+        f"- FD(ours): the teacher is the shipped default model (`{Path(default_model).name}`, 8,000 steps of batch 32 "
+        "on this corpus's labels), distilled the same way on the same audio.",
+        f"- Seeds: {n} ({', '.join(map(str, plan.seeds))}) for every trained system; each score is mean ± std over seeds. "
+        "F1 and DetER use each model's own post-processing: onset 0.5 / offset 0.35 for the trained systems, the "
+        "default model's tuned 0.9 / 0.7, Silero's own `get_speech_timestamps` defaults; AUROC needs no threshold.",
+        "",
+        "## Results",
+        "",
+        f"![AUROC per test set]({figure.name})",
+        "",
+    ]
+    for test in TEST_SETS:
+        lines += [f"### {test}", "", "| system | frame AUROC | F1 | DetER (collar 0) | miss | false alarm |",
+                  "|---|---|---|---|---|---|"]
+        for name, rows in table.items():
+            lines.append(f"| {name} | {_cell(rows, test, 'auroc')} | {_cell(rows, test, 'f1')} | "
+                         f"{_cell(rows, test, 'deter@0')} | {_cell(rows, test, 'miss@0')} | {_cell(rows, test, 'false_alarm@0')} |")
+        lines.append("")
+    lines += ["### Paired differences (95 % t interval over seeds)", "",
+              "| comparison | test set | AUROC difference | 95 % CI |", "|---|---|---|---|"]
+    for a, b in (("labels only", "FD(silero) + finetune"), ("KD + finetune", "FD(silero) + finetune"),
+                 ("FD(ours) + finetune", "FD(silero) + finetune"), ("labels only", "KD + finetune")):
+        for test in TEST_SETS:
+            d, lo, hi = paired_ci([r[test]["auroc"] for r in table[a]], [r[test]["auroc"] for r in table[b]])
+            ci = f"[{lo:+.4f}, {hi:+.4f}]" if not math.isnan(lo) else "(one seed)"
+            lines.append(f"| {b} − {a} | {test} | {d:+.4f} | {ci} |")
+    lines.append("")
+    silero = table["silero"][0]
+    lines += ["### Against Silero (its score is one number; the interval is over the student's seeds)", "",
+              "| system | test set | AUROC − Silero's | 95 % CI |", "|---|---|---|---|"]
+    for name in TRAINED:
+        for test in TEST_SETS:
+            d, lo, hi = paired_ci([silero[test]["auroc"]] * n, [r[test]["auroc"] for r in table[name]])
+            ci = f"[{lo:+.4f}, {hi:+.4f}]" if not math.isnan(lo) else "(one seed)"
+            lines.append(f"| {name} | {test} | {d:+.4f} | {ci} |")
+    lines += ["", "## Cost", "", "Training time per run (2 threads, this machine):", "",
+              "| run | seconds |", "|---|---|"]
+    lines += [f"| {name} | {s:.0f} |" for name, s in sorted(seconds.items())]
+    lines += ["", f"Speed on one thread, {plan.speed_seconds} s of audio, best of 3 (`{speed_cmd}`). Every trained "
+              "system is the same MarbleNet-3x2x64 network, so one row stands for all of them:", "",
+              "| system | x real time | seconds |", "|---|---|---|"]
+    for name, r in speeds.items():
+        if r.get("seconds"):
+            lines.append(f"| {name} | {plan.speed_seconds / r['seconds']:.0f} | {r['seconds']:.3f} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
