@@ -18,7 +18,7 @@ DATA_APT_PACKAGES := festvox-kdlpc16k festvox-us-slt-hts festvox-ca-ona-hts fest
 	musescore-general-soundfont-small openttd-opensfx planetblupi-music-ogg singularity-music sonic-pi-samples \
 	sound-icons tecnoballz-data warzone2100-music wesnoth-1.16-music
 
-.PHONY: install data-deps demo test test-fast bench model experiment experiment-smoke experiment-transformer experiment-transformer-smoke sample clean
+.PHONY: install data-deps demo test test-fast bench model model-finish model-fd-silero experiment-silero experiment-silero-smoke experiment experiment-smoke experiment-transformer experiment-transformer-smoke sample clean
 
 install: $(VENV)/.installed
 
@@ -59,9 +59,14 @@ MODEL_RECIPE ?= recipes/default.yaml
 MODEL_RUN ?= runs/default
 MODEL_CORPUS ?= runs/default-corpus
 MODEL_INSTALL ?= --install src/fdvad/weights
+MODEL_CARD_ARGS ?=
 model: install
 	@if [ -e $(MODEL_RUN)/checkpoints/last.ckpt ]; then resume=--resume; fi; \
 	  $(BIN)/fdvad train $(MODEL_RECIPE) $$resume
+	$(MAKE) model-finish
+
+# What every shipped model goes through after training: tuned post-processing, scores, comparison, card.
+model-finish: install
 	$(BIN)/fdvad tune $(MODEL_RUN)/model.safetensors $(MODEL_CORPUS)/validation/manifest.json --objective f1 --write
 	$(BIN)/fdvad eval $(MODEL_RUN)/model.safetensors $(MODEL_CORPUS)/test/manifest.json --out $(MODEL_RUN)/eval-test --overwrite
 	$(BIN)/fdvad eval $(MODEL_RUN)/model.safetensors $(MODEL_CORPUS)/test_unseen_language/manifest.json --out $(MODEL_RUN)/eval-unseen --overwrite
@@ -70,7 +75,20 @@ model: install
 	$(BIN)/fdvad compare $(MODEL_CORPUS)/test_unseen_language/manifest.json --out $(MODEL_RUN)/compare-unseen --overwrite \
 	  --systems fdvad:$(MODEL_RUN)/model.safetensors,silero,webrtc,pocketsphinx
 	$(BIN)/python bench/real_audio.py --models $(MODEL_RUN)/model.safetensors --thresholds 0.5 --json $(MODEL_RUN)/real_audio.json
-	$(BIN)/python scripts/model_card.py $(MODEL_RUN) $(MODEL_INSTALL)
+	$(BIN)/python scripts/model_card.py $(MODEL_RUN) $(MODEL_INSTALL) $(MODEL_CARD_ARGS)
+
+# The default distilled from Silero VAD's features (docs/experiments/fd_from_silero.md): distillation, then
+# fine-tuning, then as `make model`. The default it replaces is kept as MODEL_KEEP (load_vad("synthetic-v1")).
+FD_SILERO_RUN ?= runs/fd_from_silero
+MODEL_KEEP ?= synthetic-v1
+model-fd-silero: install
+	@if [ -e $(FD_SILERO_RUN)/distill/checkpoints/last.ckpt ]; then resume=--resume; fi; \
+	  $(BIN)/fdvad distill recipes/fd_from_silero.yaml $$resume
+	@if [ -e $(FD_SILERO_RUN)/finetune/checkpoints/last.ckpt ]; then resume=--resume; fi; \
+	  $(BIN)/fdvad finetune recipes/fd_from_silero_finetune.yaml $$resume
+	$(MAKE) model-finish MODEL_RUN=$(FD_SILERO_RUN)/finetune MODEL_CARD_ARGS="--make-target 'make model-fd-silero' \
+	  --recipes recipes/fd_from_silero.yaml,recipes/fd_from_silero_finetune.yaml \
+	  $(if $(MODEL_INSTALL),$(if $(wildcard src/fdvad/weights/$(MODEL_KEEP).safetensors),,--keep-previous $(MODEL_KEEP)))"
 
 # The Feature Distillation experiment (docs/experiments/fd_marblenet.md); the smoke version takes minutes.
 experiment: install
@@ -82,6 +100,12 @@ experiment-transformer: install
 	$(BIN)/python experiments/fd_transformer/run.py
 experiment-transformer-smoke: install
 	$(BIN)/python experiments/fd_transformer/run.py --smoke
+# Silero VAD as the teacher, against labels only, classical distillation and FD from our own model
+# (docs/experiments/fd_from_silero.md, about 70 min); the smoke version takes a minute.
+experiment-silero: install
+	$(BIN)/python experiments/fd_from_silero/run.py
+experiment-silero-smoke: install
+	$(BIN)/python experiments/fd_from_silero/run.py --smoke
 
 # Re-make the bundled sample examples/sample.flac.
 sample: install

@@ -1,6 +1,12 @@
 """Write a model card from a finished `make model` run, and (with --install) copy the model in as the default.
 
-    python scripts/model_card.py runs/default [--install src/fdvad/weights]
+    python scripts/model_card.py runs/default [--install src/fdvad/weights] [--keep-previous NAME]
+    python scripts/model_card.py runs/fd_from_silero/finetune --make-target "make model-fd-silero" \
+        --recipes recipes/fd_from_silero.yaml,recipes/fd_from_silero_finetune.yaml --install src/fdvad/weights
+
+A run fine-tuned from a distilled student (its model.init's .yaml has a "distillation" section) is described
+as both stages. `--keep-previous NAME` first copies the installed default.* to NAME.* (loadable as
+`load_vad(NAME)`), so an earlier default is never lost.
 
 Reads RUN/model.yaml (recipe, training steps, tuned post-processing), RUN/metrics.json (validation rounds),
 RUN/eval-test/eval.json and RUN/eval-unseen/eval.json (`fdvad eval`), RUN/compare-test/compare.json and
@@ -59,7 +65,56 @@ def real_table(real: dict) -> str:
     return "\n".join(rows)
 
 
-def card(run: Path) -> str:
+def stage_one(config: dict) -> dict | None:
+    """The distillation section of the student a fine-tuning run started from, if it started from one."""
+    init = (config["training"]["recipe"].get("model") or {}).get("init")
+    if not init:
+        return None
+    init_yaml = Path(init).with_suffix(".yaml")
+    if not init_yaml.is_file():
+        return None
+    return (yaml.safe_load(init_yaml.read_text()) or {}).get("distillation")
+
+
+def how_made(config: dict, run: Path, make_target: str, recipes: list[str], corpus: str) -> tuple[str, str, str]:
+    """(summary line, the commands, the bullet on how the weights were trained)."""
+    recipe, training = config["training"]["recipe"], config["training"]
+    o, t, d = recipe["optim"], recipe["train"], recipe["data"]
+    distilled = stage_one(config)
+    tuned = f"fdvad tune {run}/model.safetensors {corpus}/validation/manifest.json --objective f1 --write"
+    if distilled is None:
+        commands = f"fdvad train {recipes[0] if recipes else 'recipes/default.yaml'}                      # makes the corpus, then trains"
+        summary = "trained on CPU on a corpus made here by `fdvad data synth`."
+        steps = (f"- training: {training['steps']} steps of {t['batch_size']} random {d['crop_s']:g} s crops, {o['name']} "
+                 f"lr {o['lr']:g}\n  ({o['schedule']}, warmup {o['warmup_ratio']:g}, down to {o['min_lr']:g}), weight "
+                 f"decay {o['weight_decay']:g}, gradient\n  clipping {t['grad_clip']:g}; fast (pooled) + isolated-window "
+                 f"losses; SpecAugment {d['freq_masks']} x {d['freq_width']} bins,\n  {d['time_masks']} x {d['time_width']} "
+                 f"frames; white noise {d['white_noise_db'][0]:g}..{d['white_noise_db'][1]:g} dB; time shift "
+                 f"+-{1000 * d['time_shift_s']:g} ms;")
+        return summary, commands, steps
+    dr = distilled["recipe"]
+    ds, dt, dd, do = dr["distill"], dr["train"], dr["data"], dr["optim"]
+    teacher = "Silero VAD v6 (the packaged model, MIT)" if ds["teacher"] == "silero" else f"`{ds['teacher']}`"
+    what = ("its LSTM feature map (Feature Distillation: whitened target, 1x1-conv projector, smooth-L1 beta "
+            f"{ds['beta']:g}, student drop path {ds['student_drop_path']:g})" if ds["target"] == "features"
+            else "its speech probabilities (classical distillation)")
+    stage1, stage2 = (recipes + ["", ""])[:2] if recipes else ("RECIPE.yaml", "RECIPE.yaml")
+    commands = (f"fdvad distill {stage1}      # stage 1: the teacher's features, no labels\n"
+                f"fdvad finetune {stage2}     # stage 2: the labels")
+    summary = (f"distilled from {teacher} — the student learned {'its feature map' if ds['target'] == 'features' else 'its outputs'} "
+               "on unlabelled audio — then fine-tuned on the labels of a corpus made here by `fdvad data synth`.")
+    extra = f" plus {', '.join(ds['unlabelled'])} (real recordings, unlabelled)" if ds.get("unlabelled") else ""
+    steps = (f"- stage 1: a fresh student learned {what}, {distilled['steps']} steps of {dt['batch_size']} random "
+             f"{dd['crop_s']:g} s crops of the corpus's train audio{extra}, {do['name']} lr {do['lr']:g} ({do['schedule']}); "
+             f"labels unused;\n"
+             f"- stage 2: fine-tuning, {training['steps']} steps of {t['batch_size']} random {d['crop_s']:g} s crops, "
+             f"{o['name']} lr {o['lr']:g} ({o['schedule']}, down to {o['min_lr']:g}), layer decay {o['layer_decay']:g}, "
+             f"weight decay {o['weight_decay']:g}, drop path {recipe['model']['overrides'].get('drop_path_rate', 0):g}; "
+             "fast (pooled) + isolated-window losses, SpecAugment;")
+    return summary, commands, steps
+
+
+def card(run: Path, make_target: str = "make model", recipes: list[str] = ()) -> str:
     config = _load(run / "model.yaml")
     history = _load(run / "metrics.json")
     ev_test, ev_unseen = _load(run / "eval-test" / "eval.json"), _load(run / "eval-unseen" / "eval.json")
@@ -79,28 +134,31 @@ def card(run: Path) -> str:
         else:
             verdict = (f"On the synthetic test split its frame AUROC ({ours['auroc']:.4f}) is below Silero VAD's "
                        f"({silero['auroc']:.4f}); see Limits.")
-    c, o, t, d = recipe["corpus"], recipe["optim"], recipe["train"], recipe["data"]
+    c = recipe["corpus"]
+    corpus = str(Path(recipe["data"]["train"])) if not c.get("out") else c["out"]
+    distilled = stage_one(config)
+    if distilled is not None and not c.get("out"):
+        c = distilled["recipe"]["corpus"]  # the corpus the distillation recipe made
+    summary, commands, steps = how_made(config, run, make_target, list(recipes), corpus)
+    corpus_line = (f"`fdvad data synth --hours {c['hours']} --seed {c['seed']}`" if c.get("hours") else f"`{corpus}`")
     return f"""# fdvad default VAD model (`default.safetensors`)
 
 MarbleNet-{m['num_blocks']}x{m['repeats']}x{m['channels']} on 80-band log-mel (NeMo front end), classifying 0.63 s
-windows every 0.08 s as speech / non-speech, trained on CPU on a corpus made here by `fdvad data synth`.
+windows every 0.08 s as speech / non-speech, {summary}
 {verdict}
 
 ## How it was made
-`make model` (on 2 CPU cores, no GPU), which runs:
+`{make_target}` (on 2 CPU cores, no GPU), which runs:
 ```
-fdvad train recipes/default.yaml                      # makes the corpus, then trains
-fdvad tune runs/default/model.safetensors runs/default-corpus/validation/manifest.json --objective f1 --write
+{commands}
+fdvad tune {run}/model.safetensors {corpus}/validation/manifest.json --objective f1 --write
 fdvad eval / fdvad compare on the test and unseen-language splits, bench/real_audio.py, scripts/model_card.py
 ```
-- corpus: `fdvad data synth --hours {c['hours']} --seed {c['seed']}` (docs/data.md): TTS speech in 15 languages
+- corpus: {corpus_line} (docs/data.md): TTS speech in 15 languages
   (espeak-ng, flite, festival voices) over real package recordings, game music and MIDI rendered through GM
   soundfonts, generated noises, synthesised human non-speech sounds and babble, SNR -5..30 dB, reverb,
   band-limiting, codecs; {config['training']['train_items']} training items; labels exact to 10 ms;
-- training: {config['training']['steps']} steps of {t['batch_size']} random {d['crop_s']:g} s crops, {o['name']} lr {o['lr']:g}
-  ({o['schedule']}, warmup {o['warmup_ratio']:g}, down to {o['min_lr']:g}), weight decay {o['weight_decay']:g}, gradient
-  clipping {t['grad_clip']:g}; fast (pooled) + isolated-window losses; SpecAugment {d['freq_masks']} x {d['freq_width']} bins,
-  {d['time_masks']} x {d['time_width']} frames; white noise {d['white_noise_db'][0]:g}..{d['white_noise_db'][1]:g} dB; time shift +-{1000 * d['time_shift_s']:g} ms;
+{steps}
 - validation window AUROC during training: {", ".join(f"step {h['step']}: {h.get('val_auroc', float('nan')):.4f}" for h in history)};
 - post-processing tuned for {tuning.get('objective', '?')} on the validation split: onset {pp['onset']:g}, offset {pp['offset']:g},
   pads {pp['pad_onset']:g} / {pp['pad_offset']:g} s, min speech {pp['min_duration_on']:g} s, min silence {pp['min_duration_off']:g} s
@@ -127,13 +185,13 @@ Real audio (`python bench/real_audio.py`; docs/data.md explains the three sets):
 {real_table(real)}
 
 ## Limits
-{limits(real)}
+{limits(real, distilled)}
 Licence: Apache-2.0, like fdvad; the TTS engines and the packages whose recordings were mixed in were used
 as tools, none of their data is shipped.
 """
 
 
-def limits(real: dict) -> str:
+def limits(real: dict, distilled: dict | None = None) -> str:
     """What the real-audio numbers say against Silero, in words."""
     ours = next((r for n, r in real.items() if n.startswith("fdvad")), None)
     silero = next((r for n, r in real.items() if n.startswith("silero")), None)
@@ -141,7 +199,11 @@ def limits(real: dict) -> str:
         return "Trained on synthetic speech only; no real-audio comparison was run."
     p, q = ours["pyannote_sample"], silero["pyannote_sample"]
     ours_d, silero_d = p["miss"] + p["false_alarm"], q["miss"] + q["false_alarm"]
-    words = (f"Trained on synthetic speech only. On the real phone call its detection error rate is {ours_d:.3f} "
+    origin = ("Its labels are synthetic speech only; what it knows of real speech comes from its teacher's features "
+              "on that audio" + (" and a few minutes of unlabelled real recordings" if (distilled or {}).get(
+                  "recipe", {}).get("distill", {}).get("unlabelled") else "") + "."
+              if distilled else "Trained on synthetic speech only.")
+    words = (f"{origin} On the real phone call its detection error rate is {ours_d:.3f} "
              f"against Silero VAD's {silero_d:.3f} (miss {p['miss']:.3f} vs {q['miss']:.3f}, false alarm "
              f"{p['false_alarm']:.3f} vs {q['false_alarm']:.3f}); on real spoken words it misses "
              f"{ours['spoken_words']['miss']:.3f} against {silero['spoken_words']['miss']:.3f}.")
@@ -155,19 +217,40 @@ def limits(real: dict) -> str:
                   f"{100 * r['non_speech_effects']['speech_fraction']:.1f} % of the time instead of "
                   f"{100 * ours['non_speech_effects']['speech_fraction']:.1f} %.")
     if ours_d > silero_d:
-        words += " Silero, trained on real speech, is ahead on real audio; a real-speech teacher is the next step."
+        words += " Silero, trained on real speech, is ahead on real audio."
     return words
+
+
+def keep_previous(target: Path, name: str) -> None:
+    """Copy the installed default.{safetensors,yaml,md} in `target` to NAME.*, its card retitled."""
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        sys.exit(f"error: --keep-previous takes a plain name (letters, digits, - and _), got {name!r}")
+    if (target / f"{name}.safetensors").exists():
+        sys.exit(f"error: {target / name}.safetensors exists already; choose another name")
+    for suffix in (".safetensors", ".yaml", ".md"):
+        shutil.copyfile(target / f"default{suffix}", target / f"{name}{suffix}")
+    card_path = target / f"{name}.md"
+    lines = card_path.read_text(encoding="utf-8").splitlines()
+    lines[0] = f"# fdvad `{name}` VAD model (the default before; `load_vad(\"{name}\")`)"
+    card_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", help="the run folder of `make model` (runs/default)")
     ap.add_argument("--install", help="copy model.safetensors/.yaml there as default.* and write default.md")
+    ap.add_argument("--keep-previous", metavar="NAME", help="with --install: keep the installed default as NAME.*")
+    ap.add_argument("--make-target", default="make model", help="the command that made the run (for the card)")
+    ap.add_argument("--recipes", default="recipes/default.yaml",
+                    help="the recipe files, comma-separated (distillation, then fine-tuning, for a distilled model)")
     args = ap.parse_args(argv)
     run = Path(args.run)
-    text = card(run)
+    text = card(run, args.make_target, [r for r in args.recipes.split(",") if r])
     if args.install:
         target = Path(args.install)
+        if args.keep_previous:
+            keep_previous(target, args.keep_previous)
+            print(f"kept the previous default as {target / args.keep_previous}.*")
         shutil.copyfile(run / "model.safetensors", target / "default.safetensors")
         shutil.copyfile(run / "model.yaml", target / "default.yaml")
         (target / "default.md").write_text(text, encoding="utf-8")

@@ -1,0 +1,56 @@
+"""scripts/model_card.py: a distilled-then-fine-tuned run is described as two stages; earlier defaults are kept."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_card():
+    spec = importlib.util.spec_from_file_location("model_card", ROOT / "scripts" / "model_card.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _recipe(**changes):
+    from fdvad.train.recipe import load_recipe
+
+    return load_recipe(None, ["data.train=runs/default-corpus", *changes.get("overrides", [])]).to_dict()
+
+
+def test_a_fine_tuned_student_is_described_with_its_distillation(model_card, tmp_path):
+    student = tmp_path / "distill" / "model.safetensors"
+    student.parent.mkdir()
+    distill_recipe = _recipe(overrides=["distill.teacher=silero", "distill.unlabelled=[/usr/share/codec2/wav]"])
+    student.with_suffix(".yaml").write_text(yaml.safe_dump({"distillation": {"recipe": distill_recipe, "steps": 3000}}))
+    config = {"training": {"recipe": _recipe(overrides=[f"model.init={student}", "optim.layer_decay=0.75"]),
+                           "steps": 2000, "train_items": 10}}
+    assert model_card.stage_one(config)["steps"] == 3000
+    summary, commands, steps = model_card.how_made(config, tmp_path, "make model-fd-silero",
+                                                   ["recipes/a.yaml", "recipes/b.yaml"], "corpus")
+    assert "Silero VAD v6" in summary
+    assert "fdvad distill recipes/a.yaml" in commands and "fdvad finetune recipes/b.yaml" in commands
+    assert "stage 1" in steps and "3000 steps" in steps and "codec2" in steps and "layer decay 0.75" in steps
+    plain = {"training": {"recipe": _recipe(), "steps": 8000, "train_items": 10}}
+    assert model_card.stage_one(plain) is None
+    assert "fdvad train recipes/default.yaml" in model_card.how_made(plain, tmp_path, "make model", [], "c")[1]
+
+
+def test_keep_previous_copies_the_default_under_a_name_and_never_overwrites(model_card, tmp_path):
+    for suffix, text in ((".safetensors", "weights"), (".yaml", "config"), (".md", "# fdvad default VAD model\nbody")):
+        (tmp_path / f"default{suffix}").write_text(text)
+    model_card.keep_previous(tmp_path, "synthetic-v1")
+    assert (tmp_path / "synthetic-v1.safetensors").read_text() == "weights"
+    card = (tmp_path / "synthetic-v1.md").read_text().splitlines()
+    assert 'load_vad("synthetic-v1")' in card[0] and card[1] == "body"
+    with pytest.raises(SystemExit, match="exists already"):
+        model_card.keep_previous(tmp_path, "synthetic-v1")
+    with pytest.raises(SystemExit, match="plain name"):
+        model_card.keep_previous(tmp_path, "../x")
