@@ -76,12 +76,11 @@ def stage_one(config: dict) -> dict | None:
     return (yaml.safe_load(init_yaml.read_text()) or {}).get("distillation")
 
 
-def how_made(config: dict, run: Path, make_target: str, recipes: list[str], corpus: str) -> tuple[str, str, str]:
+def how_made(config: dict, recipes: list[str]) -> tuple[str, str, str]:
     """(summary line, the commands, the bullet on how the weights were trained)."""
     recipe, training = config["training"]["recipe"], config["training"]
     o, t, d = recipe["optim"], recipe["train"], recipe["data"]
     distilled = stage_one(config)
-    tuned = f"fdvad tune {run}/model.safetensors {corpus}/validation/manifest.json --objective f1 --write"
     if distilled is None:
         commands = f"fdvad train {recipes[0] if recipes else 'recipes/default.yaml'}                      # makes the corpus, then trains"
         summary = "trained on CPU on a corpus made here by `fdvad data synth`."
@@ -139,7 +138,7 @@ def card(run: Path, make_target: str = "make model", recipes: list[str] = ()) ->
     distilled = stage_one(config)
     if distilled is not None and not c.get("out"):
         c = distilled["recipe"]["corpus"]  # the corpus the distillation recipe made
-    summary, commands, steps = how_made(config, run, make_target, list(recipes), corpus)
+    summary, commands, steps = how_made(config, list(recipes))
     corpus_line = (f"`fdvad data synth --hours {c['hours']} --seed {c['seed']}`" if c.get("hours") else f"`{corpus}`")
     return f"""# fdvad default VAD model (`default.safetensors`)
 

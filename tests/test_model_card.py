@@ -33,14 +33,13 @@ def test_a_fine_tuned_student_is_described_with_its_distillation(model_card, tmp
     config = {"training": {"recipe": _recipe(overrides=[f"model.init={student}", "optim.layer_decay=0.75"]),
                            "steps": 2000, "train_items": 10}}
     assert model_card.stage_one(config)["steps"] == 3000
-    summary, commands, steps = model_card.how_made(config, tmp_path, "make model-fd-silero",
-                                                   ["recipes/a.yaml", "recipes/b.yaml"], "corpus")
+    summary, commands, steps = model_card.how_made(config, ["recipes/a.yaml", "recipes/b.yaml"])
     assert "Silero VAD v6" in summary
     assert "fdvad distill recipes/a.yaml" in commands and "fdvad finetune recipes/b.yaml" in commands
     assert "stage 1" in steps and "3000 steps" in steps and "codec2" in steps and "layer decay 0.75" in steps
     plain = {"training": {"recipe": _recipe(), "steps": 8000, "train_items": 10}}
     assert model_card.stage_one(plain) is None
-    assert "fdvad train recipes/default.yaml" in model_card.how_made(plain, tmp_path, "make model", [], "c")[1]
+    assert "fdvad train recipes/default.yaml" in model_card.how_made(plain, [])[1]
 
 
 def test_keep_previous_copies_the_default_under_a_name_and_never_overwrites(model_card, tmp_path):
