@@ -82,6 +82,8 @@ model-finish: install
 FD_SILERO_RUN ?= runs/fd_from_silero
 MODEL_KEEP ?= synthetic-v1
 model-fd-silero: install
+	@dpkg -s codec2-examples >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq codec2-examples >/dev/null; } || echo "warning: codec2-examples missing (real unlabelled speech)"
 	@if [ -e $(FD_SILERO_RUN)/distill/checkpoints/last.ckpt ]; then resume=--resume; fi; \
 	  $(BIN)/fdvad distill recipes/fd_from_silero.yaml $$resume
 	@if [ -e $(FD_SILERO_RUN)/finetune/checkpoints/last.ckpt ]; then resume=--resume; fi; \
