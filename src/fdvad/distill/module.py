@@ -7,8 +7,9 @@ A window-only model (no `frame_logits`: the audio transformer) only ever sees si
 when the teacher or the student is one, each crop is cut into consecutive 64-frame windows and those are
 distilled instead of the whole crop.
 
-A Silero teacher reads the waveform, so SpecAugment reaches the student's view only; its map arrives with the
-batch (the crop's slice of its whole-item features, `teacher_cache`) and is not recomputed here. With
+A Silero teacher reads the waveform: its map arrives with the batch (the crop's slice of its features of the
+whole stored item, `teacher_cache`) and is not recomputed here, so waveform augmentation and SpecAugment reach
+the student's view only. With
 `distill.target: probabilities` the teacher's speech probabilities, read at each student frame, take the place
 of frame labels in `fdvad train`'s objective (classical distillation, for comparison with FD).
 """

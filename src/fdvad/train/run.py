@@ -145,7 +145,7 @@ def prepare_run(recipe: Recipe, resume: bool) -> Path:
 
 def make_loaders(recipe: Recipe, extra_items: list[LabelledAudio] = (), teacher=None):
     """(train loader, validation loader or None, number of training items). `extra_items` join the training
-    crops (unlabelled audio for distillation); `teacher(sampler, crop_grid)` makes the store of a streaming
+    crops (unlabelled audio for distillation); `teacher(sampler)` makes the store of a streaming
     teacher's whole-item features (`distill.teacher_cache.TeacherFeatureStore`) that each crop is given."""
     t, d = recipe.train, recipe.data
     augment = Augmenter(noise=noise_files(d.noise) if d.noise else None, noise_prob=d.noise_prob,
