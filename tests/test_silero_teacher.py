@@ -171,3 +171,20 @@ def test_distill_from_silero_features_and_probabilities(tmp_path):
     # crops must cover whole 32 ms teacher frames: one clear line otherwise
     proc = run(f"out={tmp_path / 'bad'}", "data.crop_s=1.5")
     assert proc.returncode != 0 and "0.16" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_silero_teacher_refuses_what_it_cannot_teach():
+    from fdvad.distill.run import build_distiller
+    from fdvad.train.recipe import load_recipe
+
+    def build(*overrides):
+        return build_distiller(load_recipe(None, ["data.train=x", "distill.teacher=silero", *overrides]))
+
+    distiller, features, config = build()
+    assert distiller.teacher_frames.hop_s == pytest.approx(0.032) and config == {}
+    with pytest.raises(ConfigError, match="data.labels must be frame"):
+        build("data.labels=segment")
+    with pytest.raises(ConfigError, match="teacher_layer"):
+        build("distill.teacher_layer=lstm")
+    with pytest.raises(ConfigError, match="10 ms frame outputs"):
+        build("model.name=vit_vad_tiny")
