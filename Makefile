@@ -81,13 +81,16 @@ model-finish: install
 # fine-tuning, then as `make model`. The default it replaces is kept as MODEL_KEEP (load_vad("synthetic-v1")).
 FD_SILERO_RUN ?= runs/fd_from_silero
 MODEL_KEEP ?= synthetic-v1
+# the scale of the experiment's candidate (its train_long): the recipes' own 600 x 16 is its 3-seed comparison
+FD_SILERO_SCALE := train.steps=3000 train.batch_size=32 train.val_every=1000 data.max_validation_items=120
 model-fd-silero: install
 	@dpkg -s codec2-examples >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq codec2-examples >/dev/null; } || echo "warning: codec2-examples missing (real unlabelled speech)"
 	@if [ -e $(FD_SILERO_RUN)/distill/checkpoints/last.ckpt ]; then resume=--resume; fi; \
-	  $(BIN)/fdvad distill recipes/fd_from_silero.yaml $$resume
+	  $(BIN)/fdvad distill recipes/fd_from_silero.yaml out=$(FD_SILERO_RUN)/distill $(FD_SILERO_SCALE) $$resume
 	@if [ -e $(FD_SILERO_RUN)/finetune/checkpoints/last.ckpt ]; then resume=--resume; fi; \
-	  $(BIN)/fdvad finetune recipes/fd_from_silero_finetune.yaml $$resume
+	  $(BIN)/fdvad finetune recipes/fd_from_silero_finetune.yaml out=$(FD_SILERO_RUN)/finetune \
+	    model.init=$(FD_SILERO_RUN)/distill/model.safetensors $(FD_SILERO_SCALE) $$resume
 	$(MAKE) model-finish MODEL_RUN=$(FD_SILERO_RUN)/finetune MODEL_CARD_ARGS="--make-target 'make model-fd-silero' \
 	  --recipes recipes/fd_from_silero.yaml,recipes/fd_from_silero_finetune.yaml \
 	  $(if $(MODEL_INSTALL),$(if $(wildcard src/fdvad/weights/$(MODEL_KEEP).safetensors),,--keep-previous $(MODEL_KEEP)))"
