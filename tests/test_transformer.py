@@ -159,13 +159,13 @@ def test_window_objective_and_layer_decay_for_a_transformer():
 
 def test_feature_distillation_into_a_shared_bias_student_on_windows():
     from fdvad.distill.fd import FeatureDistiller
-    from fdvad.distill.module import DistillModule
+    from fdvad.distill.module import distill_views
 
     teacher = small("relative")
     student = small("shared_relative", drop_path_rate=0.1).train()
     crops = torch.randn(2, 80, 200)
     distiller = FeatureDistiller(teacher, student, example_input=crops[:, :, :64])
-    views = DistillModule._views(type("M", (), {"distiller": distiller})(), crops)
+    views = distill_views(crops, distiller)
     assert views.shape == (2 * 3, 80, 64)  # three whole windows per 2 s crop
     out = distiller(views)
     out.loss.backward()

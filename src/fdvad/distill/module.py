@@ -30,6 +30,18 @@ from .fd import FeatureDistiller, align_to
 WINDOW_FRAMES = 64  # a 0.63 s window and the masked frame of exact scoring, as window-only models are used
 
 
+def distill_views(feats: torch.Tensor, distiller: FeatureDistiller, teacher_reads_waveform: bool = False) -> torch.Tensor:
+    """The crop's features, or its consecutive 64-frame windows (B * k, F, 64) when the teacher or the student
+    is a window-only model. A waveform teacher's map covers the whole crop, so its student sees the whole crop."""
+    if teacher_reads_waveform or all(hasattr(m, "frame_logits") for m in (distiller.teacher, distiller.student)):
+        return feats
+    w = WINDOW_FRAMES
+    if feats.shape[2] < w:
+        raise ConfigError(f"data.crop_s gives crops of {feats.shape[2]} frames, shorter than one {w}-frame "
+                          "window: use crops of at least 0.64 s")
+    return feats.unfold(2, w, w).permute(0, 2, 1, 3).flatten(0, 1)
+
+
 class DistillModule(L.LightningModule):
     def __init__(self, distiller: FeatureDistiller, features: FeatureExtractor, recipe: Recipe):
         super().__init__()
@@ -70,18 +82,8 @@ class DistillModule(L.LightningModule):
             soft = align_to(probs, d.teacher_frames, d.student_frames, feats.shape[2]).squeeze(1)
             loss_fast, loss_exact = window_losses(d.student, feats, soft, rng)
             return {"loss_kd_fast": loss_fast, "loss_kd_exact": self.recipe.train.exact_loss_weight * loss_exact}
-        return {"loss_fd": self.distiller(self._views(feats), teacher_map=teacher_map).loss}
-
-    def _views(self, feats: torch.Tensor) -> torch.Tensor:
-        """The crop's features, or its consecutive 64-frame windows (B * k, F, 64) for a window-only model."""
-        if self._reads_waveform() or all(hasattr(m, "frame_logits")
-                                         for m in (self.distiller.teacher, self.distiller.student)):
-            return feats
-        w = WINDOW_FRAMES
-        if feats.shape[2] < w:
-            raise ConfigError(f"data.crop_s gives crops of {feats.shape[2]} frames, shorter than one {w}-frame "
-                              "window: use crops of at least 0.64 s")
-        return feats.unfold(2, w, w).permute(0, 2, 1, 3).flatten(0, 1)
+        return {"loss_fd": self.distiller(distill_views(feats, self.distiller, self._reads_waveform()),
+                                             teacher_map=teacher_map).loss}
 
     def on_train_epoch_start(self) -> None:
         dataset = getattr(self.trainer.train_dataloader, "dataset", None)
