@@ -126,7 +126,7 @@ class FrameGrid:
 def align_to(s_map: torch.Tensor, student: FrameGrid, teacher: FrameGrid, n_teacher: int) -> torch.Tensor:
     """(B, C, T) student map read at the centres of `n_teacher` teacher frames: (B, C, n_teacher), each the
     linear interpolation of the two student frames around that time (clamped to the first / last frame)."""
-    centres = teacher.offset_s + teacher.hop_s * torch.arange(n_teacher, dtype=torch.float64)
+    centres = teacher.offset_s + teacher.hop_s * torch.arange(n_teacher, dtype=torch.float64, device=s_map.device)
     pos = ((centres - student.offset_s) / student.hop_s).clamp(0, s_map.shape[2] - 1)
     left = pos.floor().long().clamp(max=s_map.shape[2] - 1)
     right = (left + 1).clamp(max=s_map.shape[2] - 1)

@@ -13,6 +13,8 @@ probabilities (read at each 10 ms frame) with the training objective of `fdvad t
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from ..data.corpora import LabelledAudio
@@ -92,14 +94,22 @@ def unlabelled_items(paths: list[str]) -> list[LabelledAudio]:
     return items
 
 
+SILERO_FEATURES_VERSION = 1  # part of the cache key: raise it when what SileroV6.forward_features returns changes
+
+
 def silero_store_factory(recipe: Recipe, teacher: torch.nn.Module):
     """sampler -> TeacherFeatureStore of the Silero teacher over that sampler's items."""
     from ..models.silero import CHUNK, packaged_jit_path
     from .teacher_cache import TeacherFeatureStore
 
+    # the store computes maps in the data loader, on the CPU: its own copy of the teacher, not the distiller's,
+    # which Lightning moves to the accelerator
+    cpu_teacher = copy.deepcopy(teacher).cpu().eval()
+    key = f"silero_v6:{_file_digest(packaged_jit_path())}:features-v{SILERO_FEATURES_VERSION}"
+
     def make(sampler):
-        return TeacherFeatureStore(teacher, sampler, key=f"silero_v6:{_file_digest(packaged_jit_path())}",
-                                   frame_samples=CHUNK, pad_s=recipe.data.crop_s, folder=recipe.distill.teacher_cache)
+        return TeacherFeatureStore(cpu_teacher, sampler, key=key, frame_samples=CHUNK, pad_s=recipe.data.crop_s,
+                                   folder=recipe.distill.teacher_cache)
     return make
 
 
@@ -110,11 +120,11 @@ def _file_digest(path) -> str:
 
 
 def distill(recipe: Recipe, resume: bool = False, callbacks: list | None = None, progress: bool = True) -> dict:
+    extra = unlabelled_items(recipe.distill.unlabelled)  # a missing folder is reported before a corpus is made
     out = prepare_run(recipe, resume)
     from .module import DistillModule
 
     distiller, features, teacher_config = build_distiller(recipe)
-    extra = unlabelled_items(recipe.distill.unlabelled)
     store = silero_store_factory(recipe, distiller.teacher) if recipe.distill.teacher == SILERO else None
     loader, val_loader, n_items = make_loaders(recipe, extra, teacher=store)
     module = DistillModule(distiller, features, recipe)

@@ -70,21 +70,31 @@ class TeacherFeatureStore:
         data = None
         if path is not None and path.is_file():
             try:
-                data = torch.from_numpy(np.load(path, allow_pickle=False))
-            except (OSError, ValueError):
-                data = None  # a damaged cache file is recomputed and rewritten
+                loaded = np.load(path, allow_pickle=False)
+                if loaded.ndim == 2 and loaded.dtype == np.float16:
+                    data = torch.from_numpy(loaded)
+            except (OSError, ValueError, EOFError):
+                pass  # a damaged cache file is recomputed and rewritten
         if data is None:
             data = self._compute(index)
             if path is not None:
-                tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-                with open(tmp, "wb") as f:
-                    np.save(f, data.numpy(), allow_pickle=False)
-                os.replace(tmp, path)
+                self._save(path, data)
         self._maps[index] = data
         if self.memory_items is not None:
             while len(self._maps) > self.memory_items:
                 self._maps.popitem(last=False)
         return data
+
+    @staticmethod
+    def _save(path: Path, data: torch.Tensor) -> None:
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")  # several runs may share one cache folder
+        try:
+            with open(tmp, "wb") as f:
+                np.save(f, data.numpy(), allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise ConfigError(f"distill.teacher_cache: cannot write {path.parent} ({e.strerror})") from None
 
     def _compute(self, index: int) -> torch.Tensor:
         n = int(round(self.sampler.durations[index] * self.sampler.sample_rate))

@@ -167,6 +167,9 @@ class Recipe:
         if self.distill.target == "probabilities" and self.distill.teacher != "silero":
             raise ConfigError("distill.target=probabilities distils a teacher's speech probabilities per frame: it "
                               "needs distill.teacher=silero")
+        if self.distill.teacher == "silero" and round(d.crop_s * 100) % 16:  # checked before a corpus is made
+            raise ConfigError(f"data.crop_s must be a multiple of 0.16 s with a Silero teacher (whole 32 ms teacher "
+                              f"frames), got {d.crop_s}")
         if not all(isinstance(u, str) and u for u in self.distill.unlabelled):
             raise ConfigError(f"distill.unlabelled must be a list of audio files or folders, got {self.distill.unlabelled}")
         if not self.distill.beta > 0:
