@@ -54,6 +54,17 @@ def test_crops_line_up_with_their_labels(ramp_items):
     assert 0.65 < seen_long / (seen_long + seen_short) < 0.85
 
 
+def test_a_crop_of_an_item_cut_from_a_longer_file_stops_at_the_item_end(ramp_items):
+    items, ramp = ramp_items
+    middle = LabelledAudio(items[0].audio_filepath, 1.0, 1.0051, [Segment(0.0, 0.5)])  # 1.0 s to 2.0051 s
+    sampler = CropSampler([middle], crop_s=2.0)
+    audio, labels = sampler.crop(np.random.default_rng(0))
+    end = int(round(1.0051 * SR))
+    np.testing.assert_array_equal(audio[:end], ramp[SR:SR + end])  # the item, read from its offset
+    assert not audio[end:].any()  # not the rest of the file, which is there but belongs to no label
+    assert labels[101:].sum() == 0 and labels[:50].all()
+
+
 def test_crop_sampler_rejects_bad_input():
     with pytest.raises(ConfigError, match="no items"):
         CropSampler([])

@@ -74,7 +74,10 @@ class CropSampler:
         labels[:m] = fr[first:first + m]
         shift = int(rng.integers(-max_shift, max_shift + 1)) if max_shift > 0 else 0
         start = max(0, first * self.hop + shift)
-        clip = self._read(self.items[i], start, m * self.hop)
+        # never past the item's end: an item cut from a longer file must not hear what follows it (its labels,
+        # and a teacher's whole-item map, end there)
+        item_samples = int(round(self.durations[i] * self.sample_rate))
+        clip = self._read(self.items[i], start, max(0, min(m * self.hop, item_samples - start)))
         audio[:len(clip)] = clip
         return audio, labels, i, start
 
