@@ -87,7 +87,8 @@ model-fd-silero: install
 	@dpkg -s codec2-examples >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq codec2-examples >/dev/null; } || echo "warning: codec2-examples missing (real unlabelled speech)"
 	@if [ -e $(FD_SILERO_RUN)/distill/checkpoints/last.ckpt ]; then resume=--resume; fi; \
-	  $(BIN)/fdvad distill recipes/fd_from_silero.yaml out=$(FD_SILERO_RUN)/distill $(FD_SILERO_SCALE) $$resume
+	  unlabelled=; [ -d /usr/share/codec2/wav ] || unlabelled='distill.unlabelled=[]'; \
+	  $(BIN)/fdvad distill recipes/fd_from_silero.yaml out=$(FD_SILERO_RUN)/distill $(FD_SILERO_SCALE) $$unlabelled $$resume
 	@if [ -e $(FD_SILERO_RUN)/finetune/checkpoints/last.ckpt ]; then resume=--resume; fi; \
 	  $(BIN)/fdvad finetune recipes/fd_from_silero_finetune.yaml out=$(FD_SILERO_RUN)/finetune \
 	    model.init=$(FD_SILERO_RUN)/distill/model.safetensors $(FD_SILERO_SCALE) $$resume

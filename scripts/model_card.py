@@ -226,12 +226,17 @@ def keep_previous(target: Path, name: str) -> None:
         sys.exit(f"error: --keep-previous takes a plain name (letters, digits, - and _), got {name!r}")
     if (target / f"{name}.safetensors").exists():
         sys.exit(f"error: {target / name}.safetensors exists already; choose another name")
-    for suffix in (".safetensors", ".yaml", ".md"):
-        shutil.copyfile(target / f"default{suffix}", target / f"{name}{suffix}")
-    card_path = target / f"{name}.md"
-    lines = card_path.read_text(encoding="utf-8").splitlines()
+    missing = [f"default{s}" for s in (".safetensors", ".yaml", ".md") if not (target / f"default{s}").is_file()]
+    if missing:
+        sys.exit(f"error: --keep-previous: no {', '.join(missing)} in {target} to keep")
+    from fdvad.fileio import atomic_write, atomic_write_text
+
+    lines = (target / "default.md").read_text(encoding="utf-8").splitlines()
     lines[0] = f"# fdvad `{name}` VAD model (the default before; `load_vad(\"{name}\")`)"
-    card_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(target / f"{name}.md", "\n".join(lines) + "\n")
+    # the weights last, each file whole or absent: an interrupted copy can simply be run again
+    for suffix in (".yaml", ".safetensors"):
+        atomic_write(target / f"{name}{suffix}", lambda tmp, s=suffix: shutil.copyfile(target / f"default{s}", tmp))
 
 
 def main(argv=None) -> int:

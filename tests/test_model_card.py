@@ -53,3 +53,7 @@ def test_keep_previous_copies_the_default_under_a_name_and_never_overwrites(mode
         model_card.keep_previous(tmp_path, "synthetic-v1")
     with pytest.raises(SystemExit, match="plain name"):
         model_card.keep_previous(tmp_path, "../x")
+    (tmp_path / "default.yaml").unlink()
+    with pytest.raises(SystemExit, match="no default.yaml"):
+        model_card.keep_previous(tmp_path, "synthetic-v2")
+    assert not list(tmp_path.glob("synthetic-v2*"))  # nothing half-kept
