@@ -431,7 +431,8 @@ def write_report(path: Path, figure: Path, plan: Plan, args, table: dict, second
         + (f" --threads {plan.threads}" if plan.threads != 2 else "") + "` "
         + ("(`make experiment-silero` runs it with `--long-only` in a second process alongside) " if plan.threads == 1
            else "")
-        + f"({total_s / 60:.0f} min here, 2 CPU cores; runs already finished are reused). Every number below comes "
+        + f"({total_s / 60:.0f} min for this invocation on 2 CPU cores; runs already finished are reused, the training "
+        "time of each run is under Cost). Every number below comes "
         f"from that run; its raw results are in `{work_name}/results.json`.",
         "",
         "## Setup",
@@ -513,7 +514,9 @@ def write_report(path: Path, figure: Path, plan: Plan, args, table: dict, second
     lines += ["", "**Decision: " + ("it becomes the default** (`make model-fd-silero`; the previous default stays "
                                    "loadable as `load_vad(\"synthetic-v1\")`)." if ships else
                                    "the current default stays.**")]
-    lines += ["", "## Cost", "", "Training time per run (2 threads, this machine):", "",
+    threads = ("2 threads" if plan.threads == 2 else f"{plan.threads} thread" + ("s" if plan.threads > 1 else "")
+               + (", the longer candidate training alongside in a second process" if plan.threads == 1 else ""))
+    lines += ["", "## Cost", "", f"Training time per run ({threads}, this machine):", "",
               "| run | seconds |", "|---|---|"]
     lines += [f"| {name} | {s:.0f} |" for name, s in sorted(seconds.items())]
     lines += ["", f"Speed on one thread, {plan.speed_seconds} s of audio, best of 3 (`{speed_cmd}`). Every trained "
