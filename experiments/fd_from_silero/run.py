@@ -422,11 +422,28 @@ def _cell(rows: list[dict], test: str, metric: str) -> str:
     return mean_std(values).replace("+-", "±")
 
 
+DEFAULT_CORPUS_SOURCES = 795  # distinct non-speech sources in the default model's train split (docs/data.md)
+
+
+def train_noise_sources(plan: Plan) -> int:
+    """Distinct non-speech sources in the corpus's train split (`fdvad data stats`): whether it is the default
+    model's corpus or one made with fewer sound packages."""
+    from fdvad.data.corpora import read_corpus
+    from fdvad.data.stats import corpus_stats
+
+    return len(corpus_stats(read_corpus(ROOT / plan.corpus / "train" / "manifest.json"))["counts"]["noise"])
+
+
 def write_report(path: Path, figure: Path, plan: Plan, args, table: dict, seconds: dict, speeds: dict,
                  speed_cmd: str, total_s: float, default_model: str, work: Path, sweeps: dict) -> None:
     n = len(plan.seeds)
     work_name = work.relative_to(ROOT) if work.is_relative_to(ROOT) else work
     corpus_note = "the tiny test corpus" if args.smoke else "the default model's synthetic corpus, 10 h"
+    sources = train_noise_sources(plan)
+    if not args.smoke and sources != DEFAULT_CORPUS_SOURCES:
+        corpus_note = (f"the default model's corpus recipe, 10 h, but not its audio: this one's train split has "
+                       f"{sources} distinct non-speech sources against the default's {DEFAULT_CORPUS_SOURCES}, as "
+                       "sound packages of `make data-deps` were missing when it was made")
     lines = [
         "# Distilling Silero VAD into MarbleNet: does the student beat its teacher?",
         "",
@@ -457,7 +474,7 @@ def write_report(path: Path, figure: Path, plan: Plan, args, table: dict, second
         "smooth-L1 beta 2 as in the paper. KD: the student's window logits learn Silero's probabilities (read at "
         "each 10 ms frame) with fdvad's training objective in place of labels.",
         f"- FD(ours): the teacher is the shipped default model (`{Path(default_model).name}`, 8,000 steps of batch 32 "
-        "on this corpus's labels), distilled the same way on the same audio.",
+        "on the labels of the default model's corpus), distilled the same way on the same audio.",
         f"- Seeds: {n} ({', '.join(map(str, plan.seeds))}) for every trained system; each score is mean ± std over seeds. "
         "F1 and DetER use each model's own post-processing: onset 0.5 / offset 0.35 for the trained systems, the "
         "default model's tuned 0.9 / 0.7, Silero's own `get_speech_timestamps` defaults; AUROC needs no threshold.",
