@@ -248,11 +248,16 @@ def train_long(plan: Plan, work: Path, log) -> tuple[Path, Path]:
 
 
 def _train_long_locked(plan: Plan, work: Path, log, scale: list[str], unlabelled: list[str]) -> tuple[Path, Path]:
-    student = run_once("distill", work / "ship_distill", [f"out={work / 'ship_distill'}", *scale,
-                       f"distill.teacher_cache={work / 'silero-features'}", f"distill.unlabelled={json.dumps(unlabelled)}"],
-                       log, DISTILL_RECIPE)
-    model = run_once("train", work / "ship_finetune", [f"out={work / 'ship_finetune'}", *scale,
-                                                        f"model.init={student}"], log, FINETUNE_RECIPE)
+    def timed(kind, out, extra, recipe):  # seconds.json beside the model, as train_all keeps them
+        t0, done_before = time.time(), (out / "model.safetensors").is_file()
+        model = run_once(kind, out, [f"out={out}", *scale, *extra], log, recipe)
+        if not done_before:
+            (out / "seconds.json").write_text(json.dumps(round(time.time() - t0, 1)) + "\n")
+        return model
+
+    student = timed("distill", work / "ship_distill", [f"distill.teacher_cache={work / 'silero-features'}",
+                                                       f"distill.unlabelled={json.dumps(unlabelled)}"], DISTILL_RECIPE)
+    model = timed("train", work / "ship_finetune", [f"model.init={student}"], FINETUNE_RECIPE)
     tuned = work / "ship_tuned" / "model.safetensors"
     if not tuned.is_file():
         tuned.parent.mkdir(parents=True, exist_ok=True)
@@ -338,6 +343,9 @@ def main(argv=None) -> int:
     models, kd_only, seconds = train_all(plan, work, log)
     log("the longer run")
     long_model, long_tuned = train_long(plan, work, log)
+    for name in ("ship_distill", "ship_finetune"):
+        if (work / name / "seconds.json").is_file():
+            seconds[name] = json.loads((work / name / "seconds.json").read_text())
     log("scoring")
     from fdvad.eval.systems import fdvad_system, silero_system, webrtc_system
     from fdvad.vad.detector import default_model_path
