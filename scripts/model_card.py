@@ -139,7 +139,9 @@ def card(run: Path, make_target: str = "make model", recipes: list[str] = ()) ->
     if distilled is not None and not c.get("out"):
         c = distilled["recipe"]["corpus"]  # the corpus the distillation recipe made
     summary, commands, steps = how_made(config, list(recipes))
-    corpus_line = (f"`fdvad data synth --hours {c['hours']} --seed {c['seed']}`" if c.get("hours") else f"`{corpus}`")
+    # the audio depends on which sound packages are installed: the card names the set (the Makefile's)
+    corpus_line = (f"`fdvad data synth --hours {c['hours']} --seed {c['seed']}` after `make data-deps`" if c.get("hours")
+                   else f"`{corpus}`")
     return f"""# fdvad default VAD model (`default.safetensors`)
 
 MarbleNet-{m['num_blocks']}x{m['repeats']}x{m['channels']} on 80-band log-mel (NeMo front end), classifying 0.63 s
