@@ -189,8 +189,22 @@ def real_sweeps(models: dict[str, list[Path]], sets: dict, work: Path) -> dict:
     return sweeps
 
 
-def train_all(plan: Plan, work: Path, log) -> tuple[dict[str, list[Path]], list[Path], dict[str, float]]:
-    """Every trained system per seed: ({system: [model per seed]}, [KD-only students], {run: seconds})."""
+def timed_run(kind: str, out: Path, extra: list[str], log, recipe: Path) -> Path:
+    """`run_once`, keeping the training time of a run it trains in OUT/seconds.json (read by `run_seconds`)."""
+    t0, done_before = time.time(), (out / "model.safetensors").is_file()
+    model = run_once(kind, out, extra, log, recipe)
+    if not done_before:
+        (out / "seconds.json").write_text(json.dumps(round(time.time() - t0, 1)) + "\n")
+    return model
+
+
+def run_seconds(work: Path) -> dict[str, float]:
+    """{run folder name: training seconds} of every run `timed_run` trained in `work`."""
+    return {f.parent.name: json.loads(f.read_text()) for f in sorted(work.glob("*/seconds.json"))}
+
+
+def train_all(plan: Plan, work: Path, log) -> tuple[dict[str, list[Path]], list[Path]]:
+    """Every trained system per seed: ({system: [model per seed]}, [KD-only students])."""
     from fdvad.vad.detector import default_model_path
 
     unlabelled = [str(REAL_UNLABELLED)] if REAL_UNLABELLED.is_dir() else []
@@ -201,18 +215,9 @@ def train_all(plan: Plan, work: Path, log) -> tuple[dict[str, list[Path]], list[
     students = {"KD": ["distill.target=probabilities"], "FD(silero)": [], "FD(ours)": [f"distill.teacher={teacher_ours}"]}
     models: dict[str, list[Path]] = {name: [] for name in TRAINED}
     kd_only: list[Path] = []
-    seconds: dict[str, float] = {}
 
     def timed(kind, out, extra, recipe):
-        t0 = time.time()
-        done_before = (out / "model.safetensors").is_file()
-        model = run_once(kind, out, extra, log, recipe)
-        if not done_before:
-            seconds[out.name] = round(time.time() - t0, 1)
-            (out / "seconds.json").write_text(json.dumps(seconds[out.name]) + "\n")
-        elif (out / "seconds.json").is_file():
-            seconds[out.name] = json.loads((out / "seconds.json").read_text())
-        return model
+        return timed_run(kind, out, extra, log, recipe)
 
     for seed in plan.seeds:
         log(f"seed {seed}")
@@ -229,7 +234,7 @@ def train_all(plan: Plan, work: Path, log) -> tuple[dict[str, list[Path]], list[
             f_out = work / f"{slug}_finetune_s{seed}"
             models[f"{name} + finetune"].append(timed("train", f_out, overrides(plan, f_out, seed, plan.finetune_steps)
                                                       + [f"model.init={student}"], FINETUNE_RECIPE))
-    return models, kd_only, seconds
+    return models, kd_only
 
 
 def train_long(plan: Plan, work: Path, log) -> tuple[Path, Path]:
@@ -248,12 +253,8 @@ def train_long(plan: Plan, work: Path, log) -> tuple[Path, Path]:
 
 
 def _train_long_locked(plan: Plan, work: Path, log, scale: list[str], unlabelled: list[str]) -> tuple[Path, Path]:
-    def timed(kind, out, extra, recipe):  # seconds.json beside the model, as train_all keeps them
-        t0, done_before = time.time(), (out / "model.safetensors").is_file()
-        model = run_once(kind, out, [f"out={out}", *scale, *extra], log, recipe)
-        if not done_before:
-            (out / "seconds.json").write_text(json.dumps(round(time.time() - t0, 1)) + "\n")
-        return model
+    def timed(kind, out, extra, recipe):
+        return timed_run(kind, out, [f"out={out}", *scale, *extra], log, recipe)
 
     student = timed("distill", work / "ship_distill", [f"distill.teacher_cache={work / 'silero-features'}",
                                                        f"distill.unlabelled={json.dumps(unlabelled)}"], DISTILL_RECIPE)
@@ -340,12 +341,10 @@ def main(argv=None) -> int:
         log("the longer run only")
         train_long(plan, work, log)
         return 0
-    models, kd_only, seconds = train_all(plan, work, log)
+    models, kd_only = train_all(plan, work, log)
     log("the longer run")
     long_model, long_tuned = train_long(plan, work, log)
-    for name in ("ship_distill", "ship_finetune"):
-        if (work / name / "seconds.json").is_file():
-            seconds[name] = json.loads((work / name / "seconds.json").read_text())
+    seconds = run_seconds(work)
     log("scoring")
     from fdvad.eval.systems import fdvad_system, silero_system, webrtc_system
     from fdvad.vad.detector import default_model_path
