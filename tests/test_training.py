@@ -249,3 +249,62 @@ def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path):
                                                                                   "optim.layer_decay=0.7"]))
     with pytest.raises(CheckpointError, match="parameter groups"):
         _check_resumable(decayed, path)
+
+
+def test_extra_validation_and_select_are_checked():
+    r = load_recipe(None, ["data.train=/c", "data.validation=/c", "data.extra_validation={real: /r.json}",
+                           "train.select=val_real_auroc"])
+    assert r.data.extra_validation == {"real": "/r.json"} and r.train.select == "val_real_auroc"
+    bad = {
+        ("train.select=val_real_auroc",): "train.select must be one of val_auroc, val_f1",
+        ("data.extra_validation={Real: /r}",): "lower-case",
+        ("data.extra_validation={real: ''}",): "data.extra_validation.real",
+        ("data.validation=null", "train.select=val_auroc"): "needs data.validation",
+    }
+    for overrides, message in bad.items():
+        with pytest.raises(ConfigError, match=message):
+            load_recipe(None, ["data.train=/c", "data.validation=/c", *overrides])
+
+
+def test_best_weights_keeps_the_best_round_and_survives_a_restart(tmp_path):
+    from fdvad.train.run import BestWeights
+
+    model = torch.nn.Linear(3, 1)
+    best = BestWeights(tmp_path, "val_real_auroc", resume=False)
+    assert best.restore(model) is None  # nothing kept yet: the caller keeps the last weights
+    rounds = [(0.7, 1.0), (0.9, 2.0), (0.8, 3.0)]
+    for step, (auroc, fill) in enumerate(rounds, 1):
+        with torch.no_grad():
+            model.weight.fill_(fill)
+        best.consider({"step": step, "val_real_auroc": auroc}, model)
+        best.consider({"step": step, "val_auroc": 0.99}, model)  # a row without the metric changes nothing
+    again = BestWeights(tmp_path, "val_real_auroc", resume=True)  # a resumed run reads what the file holds
+    assert again.best == {"step": 2, "val_real_auroc": 0.9}
+    assert again.restore(model)["step"] == 2 and torch.all(model.weight == 2.0)
+    fresh = BestWeights(tmp_path, "val_real_auroc", resume=False)  # a new run ignores an old file
+    assert fresh.best is None
+
+
+@pytest.mark.slow
+def test_train_scores_extra_validation_and_exports_the_selected_round(small_corpus, tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "sel"
+    held = small_corpus / "test" / "manifest.json"
+    proc = _train_cli(f"data.train={small_corpus}", f"data.validation={small_corpus}", f"out={out}",
+                      "train.steps=12", "train.val_every=4", f"data.extra_validation={{held: {held}}}",
+                      "train.select=val_held_auroc", *RUN)
+    stdout, stderr = proc.communicate(timeout=900)
+    assert proc.returncode == 0, stderr
+    history = json.loads((out / "metrics.json").read_text())
+    assert [row["step"] for row in history] == [4, 8, 12]
+    assert all({"val_auroc", "val_f1", "val_held_auroc", "val_held_f1"} <= set(row) for row in history)
+    chosen = max(history, key=lambda r: r["val_held_auroc"])
+    import fdvad
+
+    vad = fdvad.load_vad(str(out / "model.safetensors"))
+    assert vad.config["training"]["selected"] == {"metric": "val_held_auroc", "step": chosen["step"],
+                                                  "value": chosen["val_held_auroc"]}
+    exported = {k: v for k, v in vad.model.state_dict().items()}
+    kept = load_file(out / "best.safetensors")
+    assert all(torch.equal(exported[k], kept[k]) for k in kept)

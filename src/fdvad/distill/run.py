@@ -120,6 +120,9 @@ def _file_digest(path) -> str:
 
 
 def distill(recipe: Recipe, resume: bool = False, callbacks: list | None = None, progress: bool = True) -> dict:
+    if recipe.data.extra_validation or recipe.train.select:
+        raise ConfigError("data.extra_validation and train.select choose by speech labels: they are for fdvad "
+                          "train / finetune, not distillation")
     extra = unlabelled_items(recipe.distill.unlabelled)  # a missing folder is reported before a corpus is made
     out = prepare_run(recipe, resume)
     from .module import DistillModule

@@ -29,8 +29,12 @@ class VADTrainingModule(L.LightningModule):
         self.features = features
         self.recipe = recipe
         self.spec = WindowSpec()
-        self.val_auroc = BinaryAUROC()
-        self.val_f1 = BinaryF1Score(threshold=0.5)
+        # one AUROC/F1 pair per validation set: data.validation first ("val_auroc"), then each of
+        # data.extra_validation in order ("val_NAME_auroc")
+        self.val_prefixes = ((["val_"] if recipe.data.validation else [])
+                             + [f"val_{name}_" for name in recipe.data.extra_validation])
+        self.val_aurocs = torch.nn.ModuleList(BinaryAUROC() for _ in self.val_prefixes)
+        self.val_f1s = torch.nn.ModuleList(BinaryF1Score(threshold=0.5) for _ in self.val_prefixes)
         self._scorer: WindowScorer | None = None
 
     def _rng(self) -> np.random.Generator:
@@ -63,20 +67,25 @@ class VADTrainingModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._scorer = WindowScorer(self.model, self.features, self.spec, mode="fast")
 
-    def validation_step(self, batch, batch_idx):
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         audio, frames = batch  # one whole item
         probs = torch.from_numpy(self._scorer(audio[0].cpu().numpy()))
         labels = frames_to_windows(frames[0].cpu().numpy(), self.spec.shift_frames) >= 0.5
         n = min(len(probs), len(labels))
-        target = torch.from_numpy(labels[:n]).long()
-        self.val_auroc.update(probs[:n].to(self.device), target.to(self.device))
-        self.val_f1.update(probs[:n].to(self.device), target.to(self.device))
+        target = torch.from_numpy(labels[:n]).long().to(self.device)
+        self.val_aurocs[dataloader_idx].update(probs[:n].to(self.device), target)
+        self.val_f1s[dataloader_idx].update(probs[:n].to(self.device), target)
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val_auroc", self.val_auroc.compute(), prog_bar=True, sync_dist=False)
-        self.log("val_f1", self.val_f1.compute(), prog_bar=True, sync_dist=False)
-        self.val_auroc.reset()
-        self.val_f1.reset()
+        for prefix, auroc, f1 in zip(self.val_prefixes, self.val_aurocs, self.val_f1s):
+            if not auroc.update_called:  # a set that was not scored this round (no items)
+                continue
+            self.log(prefix + "auroc", auroc.compute(), prog_bar=prefix == "val_", sync_dist=False,
+                     add_dataloader_idx=False)
+            self.log(prefix + "f1", f1.compute(), prog_bar=prefix == "val_", sync_dist=False,
+                     add_dataloader_idx=False)
+            auroc.reset()
+            f1.reset()
         self._scorer = None
 
     def on_train_epoch_start(self) -> None:

@@ -9,6 +9,7 @@ A recipe has six sections (all optional, defaults below) plus `out`, the run fol
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ class DataSection:
     window_label_rule: str = "centre"  # segment labels: centre or majority (corpora.WindowDataset)
     crop_s: float = 4.0  # frame training: crop length
     max_validation_items: int | None = None  # score at most this many validation items (None: all)
+    # more validation sets, each scored every round as val_NAME_auroc / val_NAME_f1 (all its items), e.g.
+    # {real: a manifest of real recordings} to watch (and with train.select, choose by) real speech
+    extra_validation: dict = field(default_factory=dict)
     noise: str | None = None  # a folder of noise audio or a corpus whose audio is mixed in as background
     noise_prob: float = 0.0  # probability of mixing noise into a crop
     snr_db: list = field(default_factory=lambda: [0.0, 20.0])
@@ -97,6 +101,9 @@ class TrainSection:
     strategy: str = "auto"  # auto, ddp, ddp_spawn, ...
     seed: int = 0
     threads: int | None = None  # torch CPU threads per process (None: torch's default)
+    # export the weights of the validation round where this metric was highest (val_auroc, val_f1,
+    # val_NAME_auroc, val_NAME_f1), not the last round's; None: the last round's
+    select: str | None = None
 
 
 @dataclass
@@ -174,6 +181,19 @@ class Recipe:
             raise ConfigError(f"distill.unlabelled must be a list of audio files or folders, got {self.distill.unlabelled}")
         if not self.distill.beta > 0:
             raise ConfigError(f"distill.beta must be > 0, got {self.distill.beta}")
+        for name, path in d.extra_validation.items():
+            if not (isinstance(name, str) and re.fullmatch(r"[a-z][a-z0-9_]*", name)):
+                raise ConfigError(f"data.extra_validation: a set's name is lower-case letters, digits and _, got {name!r}")
+            if not (isinstance(path, str) and path):
+                raise ConfigError(f"data.extra_validation.{name} must be a corpus path, got {path!r}")
+        if t.select is not None:
+            if not d.validation and not d.extra_validation:
+                raise ConfigError("train.select chooses among validation rounds: it needs data.validation or "
+                                  "data.extra_validation")
+            known = [p + m for p in (["val_"] if d.validation else []) + [f"val_{n}_" for n in d.extra_validation]
+                     for m in ("auroc", "f1")]
+            if t.select not in known:
+                raise ConfigError(f"train.select must be one of {', '.join(known)}, not {t.select!r}")
         if o.min_lr > o.lr:
             raise ConfigError(f"optim.min_lr ({o.min_lr}) must not exceed optim.lr ({o.lr})")
         return self

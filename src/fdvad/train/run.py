@@ -167,16 +167,54 @@ def make_loaders(recipe: Recipe, extra_items: list[LabelledAudio] = (), teacher=
         train_set = _AugmentedWindows(WindowDataset(train_items, label_rule=d.window_label_rule), augment, t.seed)
     loader = torch.utils.data.DataLoader(train_set, batch_size=t.batch_size, shuffle=d.labels == "segment",
                                          num_workers=d.num_workers, drop_last=True, persistent_workers=False)
-    val_loader = None
+    val_sets = []
     if d.validation:
-        val_items = _corpus(d.validation, "validation")[: d.max_validation_items or None]
-        val_loader = torch.utils.data.DataLoader(_WholeItems(val_items), batch_size=1, num_workers=d.num_workers)
+        val_sets.append(_corpus(d.validation, "validation")[: d.max_validation_items or None])
+    val_sets += [_corpus(path, "validation") for path in d.extra_validation.values()]
+    val_loaders = [torch.utils.data.DataLoader(_WholeItems(items), batch_size=1, num_workers=d.num_workers)
+                   for items in val_sets]
+    # one set: its loader (what a distillation module validates on); more: the list, in the module's order
+    val_loader = (val_loaders[0] if len(val_loaders) == 1 else val_loaders) if val_loaders else None
     return loader, val_loader, len(train_items)
 
 
+class BestWeights:
+    """train.select: after every validation round, the model's weights are kept in OUT/best.safetensors when
+    the metric is the highest so far, with that round's metrics row in the file's metadata (so a resumed run
+    knows what it holds, whatever happened between the writes)."""
+
+    def __init__(self, out: Path, metric: str, resume: bool):
+        self.path, self.metric, self.best = out / "best.safetensors", metric, None
+        if resume and self.path.is_file():
+            from safetensors import safe_open
+
+            with safe_open(str(self.path), "pt") as f:
+                self.best = json.loads((f.metadata() or {}).get("row", "null"))
+
+    def consider(self, row: dict, model: torch.nn.Module) -> None:
+        if self.metric in row and (self.best is None or row[self.metric] > self.best[self.metric]):
+            from safetensors.torch import save_file
+
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                      metadata={"row": json.dumps(row)})
+            tmp.replace(self.path)
+            self.best = row
+
+    def restore(self, model: torch.nn.Module) -> dict | None:
+        """Load the best round's weights into `model`; that round's metrics row (None: nothing kept)."""
+        if self.best is None:
+            return None
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(self.path)))
+        return self.best
+
+
 def fit(module, recipe: Recipe, out: Path, loader, val_loader, resume: bool, callbacks: list | None,
-        progress: bool, find_unused_parameters: bool = False):
-    """Run Lightning's fit with checkpoints after every validation round; returns (trainer, history)."""
+        progress: bool, find_unused_parameters: bool = False, best: BestWeights | None = None):
+    """Run Lightning's fit with checkpoints after every validation round; returns (trainer, history).
+    `best` (train.select) is shown every round's metrics and the model."""
     L = _lightning()
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -195,6 +233,8 @@ def fit(module, recipe: Recipe, out: Path, loader, val_loader, resume: bool, cal
                                                      if k.startswith("val_")}}
             history.append(row)
             if trainer.is_global_zero:
+                if best is not None:
+                    best.consider(row, pl_module.model)
                 atomic_write_text(out / "metrics.json", json.dumps(history, indent=1) + "\n")
                 # one line per round also where no progress bar shows (logs of batch jobs)
                 print(f"step {row['step']}/{t.steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()
@@ -252,15 +292,23 @@ def train(recipe: Recipe, resume: bool = False, callbacks: list | None = None, p
     features = FeatureExtractor(feature_config)
     loader, val_loader, n_items = make_loaders(recipe)
     module = VADTrainingModule(model, features, recipe)
-    trainer, history = fit(module, recipe, out, loader, val_loader, resume, callbacks, progress)
+    best = BestWeights(out, recipe.train.select, resume) if recipe.train.select else None
+    trainer, history = fit(module, recipe, out, loader, val_loader, resume, callbacks, progress, best=best)
     model_path = out / "model.safetensors"
     if trainer.is_global_zero:
+        scores = history[-1] if history else None
+        training = {"recipe": recipe.to_dict(), "steps": trainer.global_step, "train_items": n_items}
+        if best is not None:
+            chosen = best.restore(model)
+            if chosen is not None:
+                scores = chosen
+                training["selected"] = {"metric": best.metric, "step": chosen["step"], "value": chosen[best.metric]}
         config = {
             "features": features.config.to_dict(),
             "window": {"window_s": 0.63, "shift_s": 0.08},
             "postprocess": dict(init_config.get("postprocess") or DEFAULT_POSTPROCESS),
-            "training": {"recipe": recipe.to_dict(), "steps": trainer.global_step, "train_items": n_items},
-            "scores": {"validation": history[-1] if history else None},
+            "training": training,
+            "scores": {"validation": scores},
         }
         save_checkpoint(model_path, model.cpu().eval(), config)
     return {"model": str(model_path), "metrics": history, "steps": trainer.global_step}
