@@ -130,20 +130,11 @@ def real_dev_set(folder: Path) -> Path | None:
     test set keeps its own labels. Its audio is also among the distillation's unlabelled audio (labels unused)."""
     if not REAL_UNLABELLED.is_dir():
         return None
-    if (folder / "done").is_file():
-        return folder
-    from fdvad.audio import load_audio
-    from fdvad.eval.systems import silero_system
-    from fdvad.vad.formats import format_segments
+    if not (folder / "done").is_file():  # `fdvad data pseudo-label /usr/share/codec2/wav --out FOLDER`
+        from fdvad.data.pseudo import pseudo_label
 
-    silero = silero_system()
-    (folder / "rttm").mkdir(parents=True, exist_ok=True)
-    for path in sorted(REAL_UNLABELLED.glob("*.wav")):
-        audio = load_audio(str(path))
-        sf.write(folder / path.name, audio, 16000)
-        (folder / "rttm" / (path.stem + ".rttm")).write_text(
-            format_segments(silero.segments(audio), "rttm", folder / path.name))
-    (folder / "done").write_text("")
+        pseudo_label([str(REAL_UNLABELLED)], folder, "silero", overwrite=True)
+        (folder / "done").write_text("")
     return folder
 
 

@@ -293,6 +293,30 @@ def data_windows_command(
         raise typer.Exit(e.exit_code)
 
 
+@data_app.command("pseudo-label")
+def data_pseudo_label_command(
+    inputs: List[str] = typer.Argument(..., metavar="INPUT...", help="Audio or video files, or folders of them."),
+    out: str = typer.Option(..., "--out", help="Folder for NAME.wav (16 kHz) + rttm/NAME.rttm per input."),
+    labeller: str = typer.Option("silero", "--labeller",
+                                 help="silero (the packaged Silero VAD), default, or an fdvad / .nemo model file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace files of the same names in --out."),
+) -> None:
+    """Label your own recordings with another VAD: a real dev set for `fdvad tune` and `train.select`."""
+    from .data.pseudo import pseudo_label
+
+    try:
+        def progress(done: int, total: int, name: str) -> None:
+            typer.echo(f"labelled {done}/{total}: {name}", err=True)
+
+        result = pseudo_label(inputs, out, labeller, overwrite=overwrite, progress=progress)
+        share = result["speech_seconds"] / result["seconds"] if result["seconds"] else 0.0
+        typer.echo(f"{result['files']} files, {result['seconds']:.1f} s of audio, {share:.0%} speech by "
+                   f"{labeller} -> {result['out']}")
+    except FdvadError as e:
+        _error(str(e))
+        raise typer.Exit(e.exit_code)
+
+
 @data_app.command("episodes")
 def data_episodes_command(
     out: str = typer.Option(..., "--out", help="Folder for the episodes (WAV + RTTM + manifest.json)."),
