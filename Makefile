@@ -63,6 +63,9 @@ MODEL_RUN ?= runs/default
 MODEL_CORPUS ?= runs/default-corpus
 MODEL_INSTALL ?= --install src/fdvad/weights
 MODEL_CARD_ARGS ?=
+# what model-finish tunes the post-processing on, and for what
+MODEL_TUNE_SET ?= $(MODEL_CORPUS)/validation/manifest.json
+MODEL_TUNE_OBJECTIVE ?= f1
 model: install
 	@if [ -e $(MODEL_RUN)/checkpoints/last.ckpt ]; then resume=--resume; fi; \
 	  $(BIN)/fdvad train $(MODEL_RECIPE) $$resume
@@ -70,7 +73,7 @@ model: install
 
 # What every shipped model goes through after training: tuned post-processing, scores, comparison, card.
 model-finish: install
-	$(BIN)/fdvad tune $(MODEL_RUN)/model.safetensors $(MODEL_CORPUS)/validation/manifest.json --objective f1 --write
+	$(BIN)/fdvad tune $(MODEL_RUN)/model.safetensors $(MODEL_TUNE_SET) --objective $(MODEL_TUNE_OBJECTIVE) --write
 	$(BIN)/fdvad eval $(MODEL_RUN)/model.safetensors $(MODEL_CORPUS)/test/manifest.json --out $(MODEL_RUN)/eval-test --overwrite
 	$(BIN)/fdvad eval $(MODEL_RUN)/model.safetensors $(MODEL_CORPUS)/test_unseen_language/manifest.json --out $(MODEL_RUN)/eval-unseen --overwrite
 	$(BIN)/fdvad compare $(MODEL_CORPUS)/test/manifest.json --out $(MODEL_RUN)/compare-test --overwrite \

@@ -139,6 +139,14 @@ def card(run: Path, make_target: str = "make model", recipes: list[str] = ()) ->
     if distilled is not None and not c.get("out"):
         c = distilled["recipe"]["corpus"]  # the corpus the distillation recipe made
     summary, commands, steps = how_made(config, list(recipes))
+    tune_path = tuning.get("dev") or f"{corpus}/validation/manifest.json"  # what `fdvad tune --write` recorded
+    tune_words = ("the validation split" if tune_path.endswith("validation/manifest.json") else
+                  f"`{tune_path}` (real recordings labelled by `fdvad data pseudo-label`)")
+    selected = config["training"].get("selected")
+    kept = (f" (the weights of step {selected['step']} are kept: its {selected['metric']} {selected['value']:.4f} was the "
+            "highest)" if selected else "")
+    rounds = ", ".join(f"step {h['step']}: {h.get('val_auroc', float('nan')):.4f}"
+                       + (f" (real dev {h['val_real_auroc']:.4f})" if "val_real_auroc" in h else "") for h in history)
     # the audio depends on which sound packages are installed: the card names the set (the Makefile's)
     corpus_line = (f"`fdvad data synth --hours {c['hours']} --seed {c['seed']}` after `make data-deps`" if c.get("hours")
                    else f"`{corpus}`")
@@ -152,7 +160,7 @@ windows every 0.08 s as speech / non-speech, {summary}
 `{make_target}` (on 2 CPU cores, no GPU), which runs:
 ```
 {commands}
-fdvad tune {run}/model.safetensors {corpus}/validation/manifest.json --objective f1 --write
+fdvad tune {run}/model.safetensors {tune_path} --objective {tuning.get('objective', 'f1')} --write
 fdvad eval / fdvad compare on the test and unseen-language splits, bench/real_audio.py, scripts/model_card.py
 ```
 - corpus: {corpus_line} (docs/data.md): TTS speech in 15 languages
@@ -160,10 +168,10 @@ fdvad eval / fdvad compare on the test and unseen-language splits, bench/real_au
   soundfonts, generated noises, synthesised human non-speech sounds and babble, SNR -5..30 dB, reverb,
   band-limiting, codecs; {config['training']['train_items']} training items; labels exact to 10 ms;
 {steps}
-- validation window AUROC during training: {", ".join(f"step {h['step']}: {h.get('val_auroc', float('nan')):.4f}" for h in history)};
-- post-processing tuned for {tuning.get('objective', '?')} on the validation split: onset {pp['onset']:g}, offset {pp['offset']:g},
+- validation window AUROC during training: {rounds}{kept};
+- post-processing tuned for {tuning.get('objective', '?')} on {tune_words}: onset {pp['onset']:g}, offset {pp['offset']:g},
   pads {pp['pad_onset']:g} / {pp['pad_offset']:g} s, min speech {pp['min_duration_on']:g} s, min silence {pp['min_duration_off']:g} s
-  (validation F1 {tuning.get('f1', float('nan')):.4f}, detection error rate {tuning.get('deter', float('nan')):.4f}).
+  (there F1 {tuning.get('f1', float('nan')):.4f}, detection error rate {tuning.get('deter', float('nan')):.4f}).
 
 ## What it scores
 
