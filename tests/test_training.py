@@ -264,6 +264,10 @@ def test_extra_validation_and_select_are_checked():
     for overrides, message in bad.items():
         with pytest.raises(ConfigError, match=message):
             load_recipe(None, ["data.train=/c", "data.validation=/c", *overrides])
+    from fdvad.distill.run import distill
+
+    with pytest.raises(ConfigError, match="not distillation"):  # FD has no labels to choose by
+        distill(r)
 
 
 def test_best_weights_keeps_the_best_round_and_survives_a_restart(tmp_path):
