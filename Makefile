@@ -84,7 +84,8 @@ model-finish: install
 	$(BIN)/python scripts/model_card.py $(MODEL_RUN) $(MODEL_INSTALL) $(MODEL_CARD_ARGS)
 
 # The default distilled from Silero VAD's features (docs/experiments/fd_from_silero.md): distillation, then
-# fine-tuning, then as `make model`. The default it replaces is kept as MODEL_KEEP (load_vad("synthetic-v1")).
+# fine-tuning, then as `make model`. The default it replaces is kept as MODEL_KEEP (load_vad("synthetic-v1")),
+# or with FD_SILERO_AS=NAME it ships beside the default.
 FD_SILERO_RUN ?= runs/fd_from_silero
 MODEL_KEEP ?= synthetic-v1
 # the scale of the experiment's candidate (its train_long): the recipes' own 600 x 16 is its 3-seed comparison
@@ -92,6 +93,8 @@ FD_SILERO_SCALE := train.steps=3000 train.batch_size=32 train.val_every=1000 dat
 # the real dev set: codec2-examples' recordings with Silero's segments as labels; fine-tuning keeps the round
 # with the highest AUROC there and the post-processing is tuned there for the lowest detection error rate
 FD_SILERO_DEV := $(FD_SILERO_RUN)/real_dev
+# a name (e.g. fd-silero-v1) ships the model beside the default as load_vad(NAME) instead of replacing it
+FD_SILERO_AS ?=
 model-fd-silero: install
 	@dpkg -s codec2-examples >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq codec2-examples >/dev/null; } || echo "warning: codec2-examples missing (real unlabelled speech, real dev set)"
@@ -107,7 +110,7 @@ model-fd-silero: install
 	    model.init=$(FD_SILERO_RUN)/distill/model.safetensors $(FD_SILERO_SCALE) "$$@" $$resume && \
 	  $(MAKE) model-finish MODEL_RUN=$(FD_SILERO_RUN)/finetune $$tune MODEL_CARD_ARGS="--make-target 'make model-fd-silero' \
 	    --recipes recipes/fd_from_silero.yaml,recipes/fd_from_silero_finetune.yaml \
-	    $(if $(MODEL_INSTALL),$(if $(wildcard src/fdvad/weights/$(MODEL_KEEP).safetensors),,--keep-previous $(MODEL_KEEP)))"
+	    $(if $(FD_SILERO_AS),--install-as $(FD_SILERO_AS),$(if $(MODEL_INSTALL),$(if $(wildcard src/fdvad/weights/$(MODEL_KEEP).safetensors),,--keep-previous $(MODEL_KEEP))))"
 
 # The Feature Distillation experiment (docs/experiments/fd_marblenet.md); the smoke version takes minutes.
 experiment: install

@@ -57,3 +57,20 @@ def test_keep_previous_copies_the_default_under_a_name_and_never_overwrites(mode
     with pytest.raises(SystemExit, match="no default.yaml"):
         model_card.keep_previous(tmp_path, "synthetic-v2")
     assert not list(tmp_path.glob("synthetic-v2*"))  # nothing half-kept
+
+
+def test_install_beside_ships_a_named_model_and_leaves_the_default_alone(model_card, tmp_path):
+    run, target = tmp_path / "run", tmp_path / "weights"
+    run.mkdir()
+    target.mkdir()
+    (run / "model.safetensors").write_text("new weights")
+    (run / "model.yaml").write_text("new config")
+    (target / "default.safetensors").write_text("old weights")
+    assert model_card.install_beside(run, target, "fd-silero-v1", "# card\n") == 0
+    assert (target / "fd-silero-v1.safetensors").read_text() == "new weights"
+    assert (target / "fd-silero-v1.yaml").read_text() == "new config"
+    assert (target / "default.safetensors").read_text() == "old weights"
+    with pytest.raises(SystemExit, match="exists already"):
+        model_card.install_beside(run, target, "fd-silero-v1", "# card\n")
+    with pytest.raises(SystemExit, match="plain name"):
+        model_card.install_beside(run, target, "../x", "# card\n")
