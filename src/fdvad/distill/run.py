@@ -75,23 +75,13 @@ def build_distiller(recipe: Recipe):
 
 def unlabelled_items(paths: list[str]) -> list[LabelledAudio]:
     """Audio files (and the audio files in folders, recursively) as items without speech labels."""
-    from pathlib import Path
+    from ..data.pseudo import audio_inputs
 
-    from ..train.augment import AUDIO_SUFFIXES
-
-    items = []
-    for path in paths:
-        p = Path(path)
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
-            if not files:
-                raise ConfigError(f"distill.unlabelled: no audio files ({', '.join(AUDIO_SUFFIXES)}) in {path}")
-        elif p.is_file():
-            files = [p]
-        else:
-            raise ConfigError(f"distill.unlabelled: {path} does not exist")
-        items.extend(LabelledAudio(str(f.resolve())) for f in files)
-    return items
+    try:
+        files = audio_inputs(paths)
+    except ConfigError as e:
+        raise ConfigError(f"distill.unlabelled: {e}") from None
+    return [LabelledAudio(str(f.resolve())) for f in files]
 
 
 SILERO_FEATURES_VERSION = 1  # part of the cache key: raise it when what SileroV6.forward_features returns changes
