@@ -312,3 +312,12 @@ def test_train_scores_extra_validation_and_exports_the_selected_round(small_corp
     exported = {k: v for k, v in vad.model.state_dict().items()}
     kept = load_file(out / "best.safetensors")
     assert all(torch.equal(exported[k], kept[k]) for k in kept)
+
+
+def test_best_weights_kept_for_another_metric_are_not_trusted(tmp_path):
+    from fdvad.train.run import BestWeights
+
+    model = torch.nn.Linear(3, 1)
+    BestWeights(tmp_path, "val_auroc", resume=False).consider({"step": 1, "val_auroc": 0.9}, model)
+    assert BestWeights(tmp_path, "val_real_auroc", resume=True).best is None  # the recipe's select changed
+    assert BestWeights(tmp_path, "val_auroc", resume=True).best == {"step": 1, "val_auroc": 0.9}

@@ -19,7 +19,7 @@ import torch
 from ..data.corpora import LabelledAudio, WindowDataset, frame_labels, read_corpus
 from ..errors import CheckpointError, ConfigError
 from ..features import FeatureConfig, FeatureExtractor
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write, atomic_write_text
 from ..models import create_model
 from ..models.checkpoint import load_model_file, save_checkpoint
 from .augment import Augmenter, noise_files
@@ -189,16 +189,15 @@ class BestWeights:
             from safetensors import safe_open
 
             with safe_open(str(self.path), "pt") as f:
-                self.best = json.loads((f.metadata() or {}).get("row", "null"))
+                row = json.loads((f.metadata() or {}).get("row", "null"))
+            self.best = row if isinstance(row, dict) and metric in row else None  # kept for another metric: start over
 
     def consider(self, row: dict, model: torch.nn.Module) -> None:
         if self.metric in row and (self.best is None or row[self.metric] > self.best[self.metric]):
             from safetensors.torch import save_file
 
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp),
-                      metadata={"row": json.dumps(row)})
-            tmp.replace(self.path)
+            tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            atomic_write(self.path, lambda tmp: save_file(tensors, str(tmp), metadata={"row": json.dumps(row)}))
             self.best = row
 
     def restore(self, model: torch.nn.Module) -> dict | None:
