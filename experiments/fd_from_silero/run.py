@@ -539,9 +539,10 @@ def write_report(path: Path, figure: Path, plan: Plan, args, table: dict, second
         + (f" --threads {plan.threads}" if plan.threads != 2 else "") + "` "
         + ("(`make experiment-silero` runs it with `--long-only` in a second process alongside) " if plan.threads == 1
            else "")
-        + f"(its training runs take {sum(seconds.values()) / 60:.0f} min of one-thread time in all, "
-        f"{max(seeded, ship) / 60:.0f} min on 2 CPU cores as two processes, each run listed under Cost; finished runs "
-        "are reused). Every number below comes "
+        + (f"(its training runs take {sum(seconds.values()) / 60:.0f} min of one-thread time in all, "
+           f"{max(seeded, ship) / 60:.0f} min on 2 CPU cores as two processes" if plan.threads == 1 else
+           f"(its training runs take {sum(seconds.values()) / 60:.0f} min one after another")
+        + ", each run listed under Cost; finished runs are reused). Every number below comes "
         f"from that run; its raw results are in `{work_name}/results.json`.",
         "",
         "## Setup",
