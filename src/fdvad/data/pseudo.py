@@ -60,7 +60,8 @@ def pseudo_label(inputs: list[str], out: str | Path, labeller: str = "silero", o
                  progress: Callable[[int, int, str], None] | None = None) -> dict:
     """Label every input file with `labeller` and write OUT/NAME.wav + OUT/rttm/NAME.rttm (each file written
     atomically). Nothing existing is replaced without `overwrite`; all inputs are decoded and labelled before
-    any file is written (they are held in memory: meant for minutes of audio, not a corpus). Returns {"files": n, "seconds": audio seconds, "speech_seconds": ..., "out": OUT}."""
+    any file is written (they are held in memory: meant for minutes of audio, not a corpus).
+    Returns {"files": n, "seconds": audio seconds, "speech_seconds": ..., "out": OUT}."""
     import soundfile as sf
 
     from ..audio import load_audio
