@@ -4,6 +4,8 @@
     python experiments/fd_from_silero/run.py --long-only --threads 1 &   # faster: the longer candidate in a
     python experiments/fd_from_silero/run.py --threads 1                 # second process (make experiment-silero)
     python experiments/fd_from_silero/run.py --smoke      # a tiny version in a few minutes
+    python experiments/fd_from_silero/run.py --long-only --long-seed 1 --threads 1   # another seed of the
+                                                          # candidate's recipe (not in the report yet)
 
 Every run is one of the committed recipes (recipes/fd_from_silero.yaml: distillation;
 recipes/fd_from_silero_finetune.yaml: fine-tuning) with overrides for the run folder, the seed and the system:
@@ -256,32 +258,34 @@ def train_all(plan: Plan, work: Path, log) -> tuple[dict[str, list[Path]], list[
     return models, kd_only
 
 
-def train_long(plan: Plan, work: Path, log) -> Path:
-    """The longer FD(silero) + finetune run (seed 0). Its fine-tuning is validated every `long_select_every`
-    steps on the synthetic validation split and on the real dev set, and exports the round with the highest
-    real-dev AUROC (train.select)."""
+def train_long(plan: Plan, work: Path, log, seed: int = 0) -> Path:
+    """The longer FD(silero) + finetune run (seed 0: ship_distill, ship_finetune; seed K: ship_distill_sK,
+    ship_finetune_sK). Its fine-tuning is validated every `long_select_every` steps on the synthetic validation
+    split and on the real dev set, and exports the round with the highest real-dev AUROC (train.select)."""
     scale = [f"train.steps={plan.long_steps}", f"train.batch_size={plan.long_batch}",
              f"train.val_every={plan.long_val_every}", f"data.max_validation_items={plan.long_val_items}",
-             f"data.train={ROOT / plan.corpus}", f"data.validation={ROOT / plan.corpus}", "train.seed=0",
+             f"data.train={ROOT / plan.corpus}", f"data.validation={ROOT / plan.corpus}", f"train.seed={seed}",
              "corpus.out=null", f"train.threads={plan.threads}"]
     unlabelled = [str(REAL_UNLABELLED)] if REAL_UNLABELLED.is_dir() else []
     # `make experiment-silero` runs this in a second process alongside the 3-seed runs: whichever process gets
     # here second waits for the first to finish, then finds the models made
+    if seed:  # another seed of the candidate's recipe, in its own folders; no other process waits for it
+        return _train_long_locked(plan, work, log, scale, unlabelled, f"_s{seed}")
     with open(work / "ship.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _train_long_locked(plan, work, log, scale, unlabelled)
 
 
-def _train_long_locked(plan: Plan, work: Path, log, scale: list[str], unlabelled: list[str]) -> Path:
+def _train_long_locked(plan: Plan, work: Path, log, scale: list[str], unlabelled: list[str], suffix: str = "") -> Path:
     def timed(kind, out, extra, recipe):
         return timed_run(kind, out, [f"out={out}", *scale, *extra], log, recipe)
 
-    student = timed("distill", work / "ship_distill", [f"distill.teacher_cache={work / 'silero-features'}",
+    student = timed("distill", work / f"ship_distill{suffix}", [f"distill.teacher_cache={work / 'silero-features'}",
                                                        f"distill.unlabelled={json.dumps(unlabelled)}"], DISTILL_RECIPE)
     dev = real_dev_set(work / "real_dev")
     select = ([f"data.extra_validation={{real: {dev}}}", "train.select=val_real_auroc",
                f"train.val_every={plan.long_select_every}"] if dev else [])
-    return timed("train", work / "ship_finetune", [f"model.init={student}", *select], FINETUNE_RECIPE)
+    return timed("train", work / f"ship_finetune{suffix}", [f"model.init={student}", *select], FINETUNE_RECIPE)
 
 
 def choose_candidate(plan: Plan, pool: list[Path], work: Path, log) -> tuple[Path, dict]:
@@ -357,6 +361,9 @@ def main(argv=None) -> int:
     ap.add_argument("--work", help="run folder (default: runs/fd_from_silero or runs/fd_from_silero_smoke)")
     ap.add_argument("--report", help="report path (default: docs/experiments/fd_from_silero.md; smoke: WORK/report.md)")
     ap.add_argument("--threads", type=int, help="torch threads per training run (default 2)")
+    ap.add_argument("--long-seed", type=int, default=0,
+                    help="with --long-only: train the longer candidate's recipe with this seed instead (folders "
+                         "ship_distill_sK, ship_finetune_sK; not yet part of the report)")
     ap.add_argument("--long-only", action="store_true",
                     help="train and tune only the longer candidate, then stop (to run it in a second process "
                          "while the first trains the rest; the full run then finds it done)")
@@ -382,7 +389,7 @@ def main(argv=None) -> int:
         real_dev_set(work / "real_dev")
     if args.long_only:
         log("the longer run only")
-        train_long(plan, work, log)
+        train_long(plan, work, log, args.long_seed)
         return 0
     models, kd_only = train_all(plan, work, log)
     log("the longer run")
