@@ -29,10 +29,8 @@ class VADTrainingModule(L.LightningModule):
         self.features = features
         self.recipe = recipe
         self.spec = WindowSpec()
-        # one AUROC/F1 pair per validation set: data.validation first ("val_auroc"), then each of
-        # data.extra_validation in order ("val_NAME_auroc")
-        self.val_prefixes = ((["val_"] if recipe.data.validation else [])
-                             + [f"val_{name}_" for name in recipe.data.extra_validation])
+        # one AUROC/F1 pair per validation set, in make_loaders' order ("val_auroc", then "val_NAME_auroc")
+        self.val_prefixes = recipe.data.validation_prefixes()
         self.val_aurocs = torch.nn.ModuleList(BinaryAUROC() for _ in self.val_prefixes)
         self.val_f1s = torch.nn.ModuleList(BinaryF1Score(threshold=0.5) for _ in self.val_prefixes)
         self._scorer: WindowScorer | None = None

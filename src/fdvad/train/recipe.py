@@ -53,6 +53,11 @@ class DataSection:
     spec_augment_prob: float = 1.0
     num_workers: int = 0
 
+    def validation_prefixes(self) -> list[str]:
+        """The metric prefix of each validation set, in the order they are scored: "val_" for data.validation,
+        then "val_NAME_" for each of data.extra_validation."""
+        return (["val_"] if self.validation else []) + [f"val_{name}_" for name in self.extra_validation]
+
 
 @dataclass
 class OptimSection:
@@ -190,8 +195,7 @@ class Recipe:
             if not d.validation and not d.extra_validation:
                 raise ConfigError("train.select chooses among validation rounds: it needs data.validation or "
                                   "data.extra_validation")
-            known = [p + m for p in (["val_"] if d.validation else []) + [f"val_{n}_" for n in d.extra_validation]
-                     for m in ("auroc", "f1")]
+            known = [p + m for p in d.validation_prefixes() for m in ("auroc", "f1")]
             if t.select not in known:
                 raise ConfigError(f"train.select must be one of {', '.join(known)}, not {t.select!r}")
         if o.min_lr > o.lr:
