@@ -226,53 +226,54 @@ def limits(real: dict, distilled: dict | None = None, tuned_onset: float | None 
     if lower is not None:
         name, r = lower
         onset = name.rsplit(" @ ", 1)[1]
+        numbers = (f"{r['pyannote_sample']['miss']:.3f} (phone call) and {r['spoken_words']['miss']:.3f} (spoken words)",
+                   f"{100 * r['non_speech_effects']['speech_fraction']:.1f} % of the time instead of "
+                   f"{100 * ours['non_speech_effects']['speech_fraction']:.1f} %")
         if tuned_onset is None or tuned_onset > float(onset):
             words += (f" Its tuned onset favours precision on synthetic data; with `threshold={onset}` the real-speech "
-                      f"misses fall to {r['pyannote_sample']['miss']:.3f} (phone call) and {r['spoken_words']['miss']:.3f} "
-                      f"(spoken words) while real sound effects are called speech "
-                      f"{100 * r['non_speech_effects']['speech_fraction']:.1f} % of the time instead of "
-                      f"{100 * ours['non_speech_effects']['speech_fraction']:.1f} %.")
+                      f"misses fall to {numbers[0]} while real sound effects are called speech {numbers[1]}.")
         else:
             words += (f" With `threshold={onset}` instead of its tuned onset {tuned_onset:g} the real-speech misses are "
-                      f"{r['pyannote_sample']['miss']:.3f} (phone call) and {r['spoken_words']['miss']:.3f} (spoken words), "
-                      f"and real sound effects are called speech {100 * r['non_speech_effects']['speech_fraction']:.1f} % "
-                      f"of the time instead of {100 * ours['non_speech_effects']['speech_fraction']:.1f} %.")
+                      f"{numbers[0]}, and real sound effects are called speech {numbers[1]}.")
     if ours_d > silero_d:
         words += " Silero, trained on real speech, is ahead on real audio."
     return words
 
 
+def _check_new_name(target: Path, name: str, option: str, exists_hint: str) -> None:
+    """Exit with one line unless NAME is a plain name that `target` does not hold yet."""
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        sys.exit(f"error: {option} takes a plain name (letters, digits, - and _), got {name!r}")
+    if (target / f"{name}.safetensors").exists():
+        sys.exit(f"error: {target / name}.safetensors exists already; {exists_hint}")
+
+
+def _write_named(target: Path, name: str, card_text: str, source: Path, stem: str) -> None:
+    """NAME.md from `card_text`, then SOURCE/STEM.yaml and .safetensors copied to NAME.*: each file whole or absent,
+    the weights last, so an interrupted copy can simply be run again."""
+    from fdvad.fileio import atomic_write, atomic_write_text
+
+    atomic_write_text(target / f"{name}.md", card_text)
+    for suffix in (".yaml", ".safetensors"):
+        atomic_write(target / f"{name}{suffix}", lambda tmp, s=suffix: shutil.copyfile(source / f"{stem}{s}", tmp))
+
+
 def keep_previous(target: Path, name: str) -> None:
     """Copy the installed default.{safetensors,yaml,md} in `target` to NAME.*, its card retitled."""
-    if not name or not name.replace("-", "").replace("_", "").isalnum():
-        sys.exit(f"error: --keep-previous takes a plain name (letters, digits, - and _), got {name!r}")
-    if (target / f"{name}.safetensors").exists():
-        sys.exit(f"error: {target / name}.safetensors exists already; choose another name")
+    _check_new_name(target, name, "--keep-previous", "choose another name")
     missing = [f"default{s}" for s in (".safetensors", ".yaml", ".md") if not (target / f"default{s}").is_file()]
     if missing:
         sys.exit(f"error: --keep-previous: no {', '.join(missing)} in {target} to keep")
-    from fdvad.fileio import atomic_write, atomic_write_text
-
     lines = (target / "default.md").read_text(encoding="utf-8").splitlines()
     lines[0] = f"# fdvad `{name}` VAD model (the default before; `load_vad(\"{name}\")`)"
-    atomic_write_text(target / f"{name}.md", "\n".join(lines) + "\n")
-    # the weights last, each file whole or absent: an interrupted copy can simply be run again
-    for suffix in (".yaml", ".safetensors"):
-        atomic_write(target / f"{name}{suffix}", lambda tmp, s=suffix: shutil.copyfile(target / f"default{s}", tmp))
+    _write_named(target, name, "\n".join(lines) + "\n", target, "default")
 
 
 def install_beside(run: Path, target: Path, name: str, text: str) -> int:
-    """Copy the run's model into `target` as NAME.* beside the default (load_vad(NAME)), each file atomically, the
-    weights last; an existing NAME is never replaced."""
-    from fdvad.fileio import atomic_write, atomic_write_text
-
-    if not name.replace("-", "").replace("_", "").isalnum():
-        sys.exit(f"error: --install-as takes a plain name (letters, digits, - and _), got {name!r}")
-    if (target / f"{name}.safetensors").exists():
-        sys.exit(f"error: {target / name}.safetensors exists already; remove it first or choose another name")
-    atomic_write_text(target / f"{name}.md", text)
-    for suffix in (".yaml", ".safetensors"):
-        atomic_write(target / f"{name}{suffix}", lambda tmp, s=suffix: shutil.copyfile(run / f"model{s}", tmp))
+    """Copy the run's model into `target` as NAME.* beside the default (load_vad(NAME)); an existing NAME is never
+    replaced."""
+    _check_new_name(target, name, "--install-as", "remove it first or choose another name")
+    _write_named(target, name, text, run, "model")
     print(f"installed {run / 'model.safetensors'} as {target / name}.safetensors with its card")
     return 0
 
