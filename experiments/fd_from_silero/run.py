@@ -82,11 +82,16 @@ LONG = "FD(silero) + finetune, 10x longer"
 CANDIDATE = "candidate: chosen on real dev, tuned on real dev"
 
 
+def run_overrides(plan: Plan, seed: int, steps: int, batch: int, val_every: int, val_items: int) -> list[str]:
+    """The overrides every run of this experiment gives its recipe: its scale, seed, corpus and threads."""
+    return [f"train.seed={seed}", f"train.steps={steps}", f"train.batch_size={batch}", f"train.val_every={val_every}",
+            f"data.max_validation_items={val_items}", f"data.train={ROOT / plan.corpus}",
+            f"data.validation={ROOT / plan.corpus}", "corpus.out=null", f"train.threads={plan.threads}"]
+
+
 def overrides(plan: Plan, out: Path, seed: int, steps: int) -> list[str]:
-    return [f"out={out}", f"train.seed={seed}", f"train.steps={steps}", f"train.batch_size={plan.batch}",
-            f"train.val_every={max(1, steps // 2)}", f"data.max_validation_items={plan.val_items}",
-            f"data.train={ROOT / plan.corpus}", f"data.validation={ROOT / plan.corpus}", "corpus.out=null",
-            f"train.threads={plan.threads}"]
+    """A 3-seed comparison run into `out`."""
+    return [f"out={out}", *run_overrides(plan, seed, steps, plan.batch, max(1, steps // 2), plan.val_items)]
 
 
 def pyannote_item():
@@ -262,10 +267,7 @@ def train_long(plan: Plan, work: Path, log, seed: int = 0) -> Path:
     """The longer FD(silero) + finetune run (seed 0: ship_distill, ship_finetune; seed K: ship_distill_sK,
     ship_finetune_sK). Its fine-tuning is validated every `long_select_every` steps on the synthetic validation
     split and on the real dev set, and exports the round with the highest real-dev AUROC (train.select)."""
-    scale = [f"train.steps={plan.long_steps}", f"train.batch_size={plan.long_batch}",
-             f"train.val_every={plan.long_val_every}", f"data.max_validation_items={plan.long_val_items}",
-             f"data.train={ROOT / plan.corpus}", f"data.validation={ROOT / plan.corpus}", f"train.seed={seed}",
-             "corpus.out=null", f"train.threads={plan.threads}"]
+    scale = run_overrides(plan, seed, plan.long_steps, plan.long_batch, plan.long_val_every, plan.long_val_items)
     unlabelled = [str(REAL_UNLABELLED)] if REAL_UNLABELLED.is_dir() else []
     # `make experiment-silero` runs this in a second process alongside the 3-seed runs: whichever process gets
     # here second waits for the first to finish, then finds the models made
