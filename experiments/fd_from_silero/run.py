@@ -467,7 +467,7 @@ def long_history(model: Path) -> dict:
     return {"rounds": rounds, "selected": ((config or {}).get("training") or {}).get("selected")}
 
 
-SHIP_RULE = ("The rule, fixed and committed before seeds 1 and 2 of the candidate's recipe were trained: the "
+SHIP_RULE = ("The rule, fixed and committed (95fd76d) before seeds 1 and 2 of the candidate's recipe were trained: the "
              "candidate's recipe (`FD(silero) + finetune, 10x longer`) replaces the current default only if, on the "
              "real phone call, the mean AUROC of its seeds is above the current default's and above every compared "
              "student system's mean (labels only, KD + finetune, FD(ours) + finetune, FD(silero) + finetune); and "
