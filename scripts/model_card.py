@@ -248,14 +248,23 @@ def _check_new_name(target: Path, name: str, option: str, exists_hint: str) -> N
         sys.exit(f"error: {target / name}.safetensors exists already; {exists_hint}")
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def portable_yaml(path: Path, root: Path = REPO) -> str:
+    """A model's .yaml with the paths under `root` made relative to it: a run started with absolute paths (as the
+    experiments pass them) would otherwise ship this machine's folders in its recorded recipe."""
+    return path.read_text(encoding="utf-8").replace(f"{root}/", "")
+
+
 def _write_named(target: Path, name: str, card_text: str, source: Path, stem: str) -> None:
-    """NAME.md from `card_text`, then SOURCE/STEM.yaml and .safetensors copied to NAME.*: each file whole or absent,
-    the weights last, so an interrupted copy can simply be run again."""
+    """NAME.md from `card_text`, then SOURCE/STEM.yaml (its paths made relative) and .safetensors copied to NAME.*:
+    each file whole or absent, the weights last, so an interrupted copy can simply be run again."""
     from fdvad.fileio import atomic_write, atomic_write_text
 
     atomic_write_text(target / f"{name}.md", card_text)
-    for suffix in (".yaml", ".safetensors"):
-        atomic_write(target / f"{name}{suffix}", lambda tmp, s=suffix: shutil.copyfile(source / f"{stem}{s}", tmp))
+    atomic_write_text(target / f"{name}.yaml", portable_yaml(source / f"{stem}.yaml"))
+    atomic_write(target / f"{name}.safetensors", lambda tmp: shutil.copyfile(source / f"{stem}.safetensors", tmp))
 
 
 def keep_previous(target: Path, name: str) -> None:
@@ -300,9 +309,7 @@ def main(argv=None) -> int:
         if args.keep_previous:
             keep_previous(target, args.keep_previous)
             print(f"kept the previous default as {target / args.keep_previous}.*")
-        shutil.copyfile(run / "model.safetensors", target / "default.safetensors")
-        shutil.copyfile(run / "model.yaml", target / "default.yaml")
-        (target / "default.md").write_text(text, encoding="utf-8")
+        _write_named(target, "default", text, run, "model")
         print(f"installed {run / 'model.safetensors'} as {target / 'default.safetensors'} with its card")
     else:
         print(text)

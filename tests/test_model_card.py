@@ -74,3 +74,13 @@ def test_install_beside_ships_a_named_model_and_leaves_the_default_alone(model_c
         model_card.install_beside(run, target, "fd-silero-v1", "# card\n")
     with pytest.raises(SystemExit, match="plain name"):
         model_card.install_beside(run, target, "../x", "# card\n")
+
+
+def test_an_installed_model_records_its_recipe_with_paths_relative_to_the_repository(model_card, tmp_path):
+    run, target = tmp_path / "run", tmp_path / "weights"
+    run.mkdir()
+    target.mkdir()
+    (run / "model.safetensors").write_text("weights")
+    (run / "model.yaml").write_text(f"out: {model_card.REPO}/runs/x\ninit: /elsewhere/model.safetensors\n")
+    model_card.install_beside(run, target, "named", "# card\n")
+    assert (target / "named.yaml").read_text() == "out: runs/x\ninit: /elsewhere/model.safetensors\n"
