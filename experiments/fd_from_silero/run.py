@@ -1,9 +1,9 @@
 """Can a MarbleNet student learn Silero VAD's representation and then, fine-tuned on our labels, beat Silero?
 
-    python experiments/fd_from_silero/run.py              # the full experiment (about 4 h on 2 CPU cores)
+    python experiments/fd_from_silero/run.py              # the full experiment (2.5-3 h on 2 CPU cores)
     python experiments/fd_from_silero/run.py --long-only --threads 1 &   # faster: the longer candidate's seeds
-    python experiments/fd_from_silero/run.py --threads 1                 # in a second process (about 2 h;
-                                                                         # make experiment-silero)
+    python experiments/fd_from_silero/run.py --threads 1                 # in a second process (90 min with the
+                                                                         # corpus; make experiment-silero)
     python experiments/fd_from_silero/run.py --smoke      # a tiny version in a few minutes
 
 Every run is one of the committed recipes (recipes/fd_from_silero.yaml: distillation;
@@ -530,6 +530,41 @@ def margin_note(table: dict) -> list[str]:
     return out
 
 
+# The phone call's AUROC in the previous run of the identical recipes, seeds and corpus (the pyannote table of
+# docs/experiments/fd_from_silero.md at commit 82a28a4): how far a rerun moves these numbers
+PREVIOUS_RUN = "82a28a4"
+PREVIOUS_PHONE_AUROC = {"labels only": "0.9945 ± 0.0002", "KD + finetune": "0.9949 ± 0.0019",
+                        "FD(ours) + finetune": "0.9929 ± 0.0007", "FD(silero) + finetune": "0.9946 ± 0.0007",
+                        LONG: "0.9945 (seed 0 only)"}
+
+
+def rerun_note(table: dict) -> list[str]:
+    """The phone call's AUROC per system in this run beside the previous run's, and the best system of each."""
+    real = "pyannote (real)"
+    lines = ["", f"The same recipes, seeds and corpus ran once before (commit {PREVIOUS_RUN}). On the phone call:", "",
+             f"| system | AUROC, run of {PREVIOUS_RUN} | AUROC, this run |", "|---|---|---|"]
+    for name, before in PREVIOUS_PHONE_AUROC.items():
+        lines.append(f"| {name} | {before} | {_cell(table[name], real, 'auroc')} |")
+    before = {n: float(PREVIOUS_PHONE_AUROC[n].split()[0]) for n in TRAINED}
+    now = {n: _phone_mean(table, n) for n in TRAINED}
+
+    def lead(means: dict) -> tuple[str, float]:
+        first, second = sorted(means, key=means.get, reverse=True)[:2]
+        return first, means[first] - means[second]
+
+    (best_then, lead_then), (best_now, lead_now) = lead(before), lead(now)
+    moved = max(TRAINED, key=lambda n: abs(now[n] - before[n]))
+    lines += ["", f"Best compared student by mean: {best_then} then (ahead of the next by {lead_then:.4f}), "
+              f"{best_now} now (by {lead_now:.4f}). Between the two runs {moved}'s mean moved by "
+              f"{abs(now[moved] - before[moved]):.4f}, "
+              + ("more than the leader's margin in either run: this 30 s recording ranks the students only weakly."
+                 if abs(now[moved] - before[moved]) > max(lead_then, lead_now) else
+                 "less than the leader's margin in both runs.")
+              + " Why the runs differ (the "
+              "training code changed in between, not in what it computes) was not traced."]
+    return lines
+
+
 def verdict(table: dict, n: int) -> list[str]:
     """The findings in words, each from the numbers above."""
     out = []
@@ -700,6 +735,7 @@ def write_report(path: Path, figure: Path, plan: Plan, args, table: dict, second
     lines += ["", SHIP_RULE, RULE_HISTORY, ""]
     lines += [f"- {r}" for r in reasons]
     lines += margin_note(table)
+    lines += rerun_note(table)
     lines += ["", "**Decision: " + ("it becomes the default** (`make model-fd-silero`; the previous default stays "
                                    "loadable as `load_vad(\"synthetic-v1\")`)." if ships else
                                    "the current default stays.**")]
