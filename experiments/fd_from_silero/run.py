@@ -560,8 +560,8 @@ def rerun_note(table: dict) -> list[str]:
               + ("more than the leader's margin in either run: this 30 s recording ranks the students only weakly."
                  if abs(now[moved] - before[moved]) > max(lead_then, lead_now) else
                  "less than the leader's margin in both runs.")
-              + " Why the runs differ (the "
-              "training code changed in between, not in what it computes) was not traced."]
+              + " The corpus and the installed packages were remade between the two runs (same commands, same "
+              "seeds); which of them moved the numbers was not traced."]
     return lines
 
 
@@ -577,14 +577,11 @@ def verdict(table: dict, n: int) -> list[str]:
         out.append(f"- {test}: FD from Silero + fine-tuning {statistics.fmean(r[test]['auroc'] for r in fd):.4f} "
                    f"AUROC, {d:+.4f} against labels only{sig}, {dk:+.4f} against classical distillation; "
                    f"Silero {silero:.4f}.")
-    def real_auroc(name: str) -> float:
-        return _phone_mean(table, name)
-
-    best_real = max(TRAINED + [LONG], key=real_auroc)
+    best_real = max(TRAINED + [LONG], key=lambda name: _phone_mean(table, name))
     silero_real = table["silero"][0]["pyannote (real)"]["auroc"]
-    beaten = [name for name in TRAINED + [LONG] if real_auroc(name) > silero_real]
+    beaten = [name for name in TRAINED + [LONG] if _phone_mean(table, name) > silero_real]
     out.append(f"- Best student system on the real phone call by mean AUROC over {n} seed(s): {best_real} "
-               f"({real_auroc(best_real):.4f}); Silero {silero_real:.4f}. "
+               f"({_phone_mean(table, best_real):.4f}); Silero {silero_real:.4f}. "
                + (f"Above Silero there: {', '.join(beaten)}." if beaten else "No student system beats Silero there."))
     return out
 
