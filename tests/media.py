@@ -7,8 +7,10 @@ import av
 import numpy as np
 
 
-def encode(path: Path, signal: np.ndarray, rate: int, audio_codec: str | None, video: bool) -> None:
-    """Write `signal` (channels, n) with PyAV, optionally next to a small h264 video."""
+def encode(path: Path, signal: np.ndarray, rate: int, audio_codec: str | None, video: bool,
+           audio_start_s: float = 0.0) -> None:
+    """Write `signal` (channels, n) with PyAV, optionally next to a small h264 video; the audio track's
+    timestamps start at `audio_start_s` (a video whose sound starts late)."""
     layout = "mono" if signal.shape[0] == 1 else "stereo"
     with av.open(str(path), "w") as out:
         # every stream must exist before the first packet is muxed
@@ -27,7 +29,7 @@ def encode(path: Path, signal: np.ndarray, rate: int, audio_codec: str | None, v
             a.bit_rate = 256_000  # lame at 128k alone loses ~0.45 dB on a pure sine
             samples = np.ascontiguousarray(signal, np.float32)
             frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
-            frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+            frame.sample_rate, frame.pts, frame.time_base = rate, round(audio_start_s * rate), Fraction(1, rate)
             # encoders want their own sample format and fixed frame sizes (aac 1024, opus 960, ...)
             to_encoder = av.AudioResampler(
                 format=a.codec_context.codec.audio_formats[0].name,

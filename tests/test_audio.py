@@ -368,3 +368,25 @@ def test_prepare_audio_rejects_unusable_input(audio, error) -> None:
     with pytest.raises(error) as exc:
         prepare_audio(audio, SR)
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize(("name", "codec"), [("late.mkv", "flac"), ("late.mp4", "aac")])
+def test_audio_info_says_where_a_late_audio_track_starts_against_the_video(tmp_path: Path, name: str, codec: str):
+    if not has_encoder(codec):
+        pytest.skip(f"this PyAV build has no {codec} encoder")
+    path = tmp_path / name
+    tone = sine(SR, 1.0)
+    encode(path, np.stack([tone, tone]), SR, codec, video=True, audio_start_s=0.5)
+
+    info = audio_info(path)
+    y = load_audio(path)
+
+    # sample 0 of the decoded audio lies at start_s on the video's timeline, so the tone, written to start at 0.5 s,
+    # begins (0.5 - start_s) into the samples; AAC's priming puts the first decoded sample before 0.5 s
+    onset = np.flatnonzero(np.abs(y) > 0.05)[0] / SR
+    assert info.start_s + onset == pytest.approx(0.5, abs=0.005)
+    assert (info.start_s == 0.5) if codec == "flac" else (0.4 <= info.start_s <= 0.5)
+    encode(tmp_path / "on_time.mkv", np.stack([tone, tone]), SR, "flac", video=True)
+    assert audio_info(tmp_path / "on_time.mkv").start_s == 0.0
+    encode(tmp_path / "audio_only.mkv", np.stack([tone, tone]), SR, "flac", video=False, audio_start_s=0.5)
+    assert audio_info(tmp_path / "audio_only.mkv").start_s == 0.0  # no picture to line up with

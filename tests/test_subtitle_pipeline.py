@@ -118,3 +118,31 @@ def test_bad_inputs_give_one_clear_error_each(episode, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], (expected, r.stderr)
     assert existing.read_text() == "1\n00:00:01,000 --> 00:00:02,000\nkeep me\n"
     assert not list(tmp_path.glob("*.srt.*")) and not (tmp_path / "x.srt").exists()
+
+
+def test_cues_follow_the_picture_when_the_audio_track_starts_late(tmp_path):
+    from media import encode
+
+    from fdvad.data.voices import get_voice, synthesize
+
+    clip = 0.5 * synthesize("please call me when you arrive at the station", get_voice("flite:slt"))
+    audio = np.random.default_rng(1).normal(0, 0.002, RATE * 8).astype(np.float32)
+    audio[RATE: RATE + len(clip)] += clip[: RATE * 7]
+    spoken_s, ended_s = _speech_span(clip, 1.0)  # on the audio's own timeline
+    video = tmp_path / "late.mkv"
+    encode(video, audio[None, :], RATE, "flac", video=True, audio_start_s=2.0)  # the sound starts 2 s in
+    out = tmp_path / "late.srt"
+    r = _run(video, "-o", out)
+    assert r.returncode == 0, r.stderr
+    cues = _cues(out)
+    assert cues
+    assert abs(cues[0].start - (2.0 + spoken_s)) <= 0.3 and abs(cues[-1].end - (2.0 + ended_s)) <= 0.3
+
+
+def test_on_picture_timeline_moves_every_cue_and_never_below_zero():
+    from fdvad.subtitles.pipeline import on_picture_timeline
+
+    cues = [Cue(0.1, 0.9, ["a"]), Cue(2.0, 3.0, ["b"])]
+    assert on_picture_timeline(cues, 0.0) is cues
+    assert [(c.start, c.end) for c in on_picture_timeline(cues, 1.5)] == [(1.6, 2.4), (3.5, 4.5)]
+    assert [(c.start, c.end) for c in on_picture_timeline(cues, -0.5)] == [(0.0, 0.4), (1.5, 2.5)]

@@ -7,7 +7,9 @@ exposes that pipeline in fixed-size chunks; `load_audio` concatenates the same
 chunks, so both return identical samples.
 
 Timing convention: sample 0 is the first decoded audio sample. Container timestamps
-(a stream start offset, gaps between packets) are not applied.
+(a stream start offset, gaps between packets) are not applied to the samples;
+`audio_info(path).start_s` says where sample 0 lies against the video's start, for
+callers whose times must match the picture (subtitles).
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class AudioInfo:
     channels: int
     codec: str  # decoder name, e.g. "aac", "pcm_s16le", "opus"
     container: str  # demuxer name, e.g. "wav", "mov,mp4,m4a,3gp,3g2,mj2"
+    # seconds from the start of the first video stream to the first decoded audio sample (a video whose audio
+    # track starts late, e.g. a cut or a screen recording); 0.0 without video or timestamps
+    start_s: float = 0.0
 
 
 # --------------------------------------------------------------------------- public
@@ -110,6 +115,7 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
             channels=int(first.layout.nb_channels),
             codec=stream.codec_context.name,
             container=container.format.name,
+            start_s=_start_against_video(container, first),
         )
 
 
@@ -338,6 +344,17 @@ def _to_float32(array: np.ndarray, what: str) -> np.ndarray:
     raise InvalidAudioError(
         f"{what}: samples of type {array.dtype} are not audio; pass integer or float samples"
     )
+
+
+def _start_against_video(container: av.container.InputContainer, first: av.AudioFrame) -> float:
+    """Seconds from the earliest video stream's start to `first` (the first decoded audio frame), to the
+    millisecond; 0.0 for audio-only files or when either timestamp is missing. The decoded frame's time, not the
+    stream's start_time: decoders drop codec priming, so the first sample heard is the first frame's."""
+    starts = [float(v.start_time * v.time_base) for v in container.streams.video
+              if v.start_time is not None and v.time_base is not None]
+    if not starts or first.time is None:
+        return 0.0
+    return round(float(first.time) - min(starts), 3)
 
 
 def _check_finite(samples: np.ndarray, what: str, rate: int, offset: int) -> None:

@@ -4,14 +4,16 @@ writes them.
 
 Times never leave the original timeline: the ASR sees spans of the original audio (chunks.py) and its word times
 are shifted by each span's start. Words whose middle lies more than `speech_tolerance_s` outside every VAD speech
-segment are dropped (text the ASR made up in what the VAD called non-speech).
+segment are dropped (text the ASR made up in what the VAD called non-speech). The cues alone are then moved onto
+the picture's timeline: in a video whose audio track starts later than its picture (`AudioInfo.start_s`), sample
+0 of the audio is shown at that time, and a cue at audio time t must be too.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -69,6 +71,7 @@ class SubtitleResult:
     chunks: list[Chunk]
     duration_s: float
     seconds: dict[str, float]  # wall time per stage
+    audio_start_s: float = 0.0  # added to the cues' times (the audio track's start against the video's)
 
 
 class Pipeline:
@@ -102,7 +105,7 @@ class Pipeline:
         return out.segments, out.probs, 0.01
 
     def __call__(self, path: str, progress: Progress | None = None, keep_dir: str | None = None) -> SubtitleResult:
-        from ..audio import load_audio
+        from ..audio import audio_info, load_audio
 
         o = self.options
         tick = progress or (lambda stage, done, total: None)
@@ -120,6 +123,7 @@ class Pipeline:
         if len(audio) == 0:
             raise ConfigError(f"{path}: no audio samples")
         duration = len(audio) / SAMPLE_RATE
+        audio_start = audio_info(path).start_s
         lap("audio")
         tick("enhance", 0, 1)
         audio = enhance(audio, SAMPLE_RATE, o.enhance)
@@ -144,12 +148,20 @@ class Pipeline:
         words = correct(words, o.correction)
         lap("correct")
         tick("layout", 0, 1)
-        cues = layout(words, o.layout)
+        cues = on_picture_timeline(layout(words, o.layout), audio_start)
         lap("layout")
-        result = SubtitleResult(cues, words, raw, segments, chunks, duration, seconds)
+        result = SubtitleResult(cues, words, raw, segments, chunks, duration, seconds, audio_start)
         if keep_dir:
             keep_intermediate(result, audio, Path(keep_dir), Path(path).stem)
         return result
+
+
+def on_picture_timeline(cues: list[Cue], audio_start_s: float) -> list[Cue]:
+    """The cues moved by the audio track's start against the video's; a cue the move would put before 0 starts
+    at 0."""
+    if not audio_start_s:
+        return cues
+    return [replace(c, start=max(0.0, c.start + audio_start_s), end=max(0.0, c.end + audio_start_s)) for c in cues]
 
 
 def in_speech(words: list[Word], segments: list[Segment], tolerance_s: float) -> list[Word]:
