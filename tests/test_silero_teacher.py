@@ -197,3 +197,7 @@ def test_a_silero_teacher_refuses_what_it_cannot_teach():
         build("distill.teacher_layer=lstm")
     with pytest.raises(ConfigError, match="10 ms frame outputs"):
         build("model.name=vit_vad_tiny")
+    # a tapped layer off the 10 ms frame grid would be aligned at the wrong times: refused
+    with pytest.raises(ConfigError, match="student_layer=head: its map is"):
+        build("distill.student_layer=head")
+    assert build("distill.student_layer=encoder.2")[0].student_tap.layer == "encoder.2"  # on the grid: accepted

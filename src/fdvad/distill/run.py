@@ -62,6 +62,13 @@ def build_distiller(recipe: Recipe):
         distiller = FeatureDistiller(teacher, student, example_input=example,
                                      example_teacher_input=torch.zeros(2, 3200 * 16), student_layer=ds.student_layer,
                                      whiten=ds.whiten, projector=ds.projector, beta=ds.beta, pool=ds.pool, **grids)
+        if ds.student_layer:  # the time alignment assumes the student's map is on its 10 ms feature frames
+            with torch.no_grad():
+                shape = tuple(distiller.student_tap.read(student, (example,)).shape)
+            if len(shape) != 3 or shape[2] != example.shape[2]:
+                raise ConfigError(f"distill.student_layer={ds.student_layer}: its map is {shape} for "
+                                  f"{example.shape[2]} feature frames; a Silero teacher is aligned by time, so the "
+                                  "layer must keep one step per 10 ms frame, as (batch, channels, frames)")
         return distiller, features, teacher_config
     teacher, teacher_config = load_model_file(ds.teacher, "distill.teacher")
     feature_config = FeatureConfig.from_dict(teacher_config.get("features") or {})
