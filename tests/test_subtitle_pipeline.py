@@ -142,7 +142,11 @@ def test_cues_follow_the_picture_when_the_audio_track_starts_late(tmp_path):
 def test_on_picture_timeline_moves_every_cue_and_never_below_zero():
     from fdvad.subtitles.pipeline import on_picture_timeline
 
-    cues = [Cue(0.1, 0.9, ["a"]), Cue(2.0, 3.0, ["b"])]
+    from fdvad.subtitles.layout import Word
+
+    cues = [Cue(0.1, 0.9, ["a"], [Word("a", 0.1, 0.9)]), Cue(2.0, 3.0, ["b"])]
     assert on_picture_timeline(cues, 0.0) is cues
-    assert [(c.start, c.end) for c in on_picture_timeline(cues, 1.5)] == [(1.6, 2.4), (3.5, 4.5)]
+    moved = on_picture_timeline(cues, 1.5)
+    assert [(c.start, c.end) for c in moved] == [(1.6, 2.4), (3.5, 4.5)]
+    assert [(w.start, w.end) for w in moved[0].words] == [(1.6, 2.4)]  # the JSON output's word times too
     assert [(c.start, c.end) for c in on_picture_timeline(cues, -0.5)] == [(0.0, 0.4), (1.5, 2.5)]

@@ -4,9 +4,9 @@ writes them.
 
 Times never leave the original timeline: the ASR sees spans of the original audio (chunks.py) and its word times
 are shifted by each span's start. Words whose middle lies more than `speech_tolerance_s` outside every VAD speech
-segment are dropped (text the ASR made up in what the VAD called non-speech). The cues alone are then moved onto
-the picture's timeline: in a video whose audio track starts later than its picture (`AudioInfo.start_s`), sample
-0 of the audio is shown at that time, and a cue at audio time t must be too.
+segment are dropped (text the ASR made up in what the VAD called non-speech). The cues (with their words) alone
+are then moved onto the picture's timeline: in a video whose audio track starts later than its picture
+(`AudioInfo.start_s`), sample 0 of the audio is shown at that time, and a cue at audio time t must be too.
 """
 
 from __future__ import annotations
@@ -157,11 +157,15 @@ class Pipeline:
 
 
 def on_picture_timeline(cues: list[Cue], audio_start_s: float) -> list[Cue]:
-    """The cues moved by the audio track's start against the video's; a cue the move would put before 0 starts
-    at 0."""
+    """The cues, and the word times they carry (JSON output), moved by the audio track's start against the
+    video's; a time the move would put before 0 is 0."""
     if not audio_start_s:
         return cues
-    return [replace(c, start=max(0.0, c.start + audio_start_s), end=max(0.0, c.end + audio_start_s)) for c in cues]
+
+    def moved(x):
+        return replace(x, start=max(0.0, x.start + audio_start_s), end=max(0.0, x.end + audio_start_s))
+
+    return [replace(moved(c), words=[moved(w) for w in c.words]) for c in cues]
 
 
 def in_speech(words: list[Word], segments: list[Segment], tolerance_s: float) -> list[Word]:
