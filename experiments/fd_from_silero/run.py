@@ -265,16 +265,6 @@ def train_all(plan: Plan, work: Path, log) -> tuple[dict[str, list[Path]], list[
     return models, kd_only
 
 
-def train_long(plan: Plan, work: Path, log, seed: int = 0) -> Path:
-    """One seed of the candidate's recipe, the longer FD(silero) + finetune run (seed 0: ship_distill,
-    ship_finetune; seed K: ship_distill_sK, ship_finetune_sK). Its fine-tuning is validated every
-    `long_select_every` steps on the synthetic validation split and on the real dev set, and exports the round with
-    the highest real-dev AUROC (train.select)."""
-    with open(work / f"ship{long_suffix(seed)}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _train_long_locked(plan, work, log, seed)
-
-
 def long_suffix(seed: int) -> str:
     return f"_s{seed}" if seed else ""
 
@@ -283,25 +273,27 @@ def train_long_seeds(plan: Plan, work: Path, log, wait: bool = True) -> list[Pat
     """Every seed of the candidate's recipe (`plan.long_seeds`). `make experiment-silero` runs this in a second
     process alongside the 3-seed runs, so a seed another process is training is skipped for the next free one
     and, with `wait`, waited for at the end. Returns the models in seed order (without `wait`: those made)."""
-    models, pending = {}, list(plan.long_seeds)
+    models, pending, flags = {}, list(plan.long_seeds), fcntl.LOCK_EX | fcntl.LOCK_NB
     while pending:
         for seed in list(pending):
             with open(work / f"ship{long_suffix(seed)}.lock", "w") as lock:
                 try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(lock, flags)
                 except BlockingIOError:
                     continue  # another process trains this seed
                 models[seed] = _train_long_locked(plan, work, log, seed)
                 pending.remove(seed)
-        if pending and not wait:
+        if not wait:
             break
-        if pending:  # every remaining seed is being trained elsewhere: wait for the first
-            models[pending[0]] = train_long(plan, work, log, pending[0])
-            pending.pop(0)
+        flags = fcntl.LOCK_EX  # what is left is trained elsewhere: wait for each in turn
     return [models[seed] for seed in plan.long_seeds if seed in models]
 
 
 def _train_long_locked(plan: Plan, work: Path, log, seed: int) -> Path:
+    """One seed of the candidate's recipe, the longer FD(silero) + finetune run (seed 0: ship_distill,
+    ship_finetune; seed K: ship_distill_sK, ship_finetune_sK), its lock held. Its fine-tuning is validated every
+    `long_select_every` steps on the synthetic validation split and on the real dev set, and exports the round with
+    the highest real-dev AUROC (train.select)."""
     scale = run_overrides(plan, seed, plan.long_steps, plan.long_batch, plan.long_val_every, plan.long_val_items)
     unlabelled = [str(REAL_UNLABELLED)] if REAL_UNLABELLED.is_dir() else []
     suffix = long_suffix(seed)
